@@ -1,0 +1,134 @@
+"""The multi-label head: one logistic regression per theme over [embedding, TF-IDF], each with its own threshold.
+
+Saved as plain arrays and a word list, so loading unpickles nothing."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.exceptions import NotFittedError
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+log = logging.getLogger(__name__)
+
+
+def _tfidf(vocabulary=None, min_df: int = 1, max_features: int | None = None) -> TfidfVectorizer:
+    return TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=min_df, max_features=max_features,
+                           vocabulary=vocabulary, dtype=np.float32)
+
+
+class ThemeClassifier:
+    """Scores in [0, 1] for every theme; `thresholds_` turns them into themes.
+
+    C: inverse regularisation of each logistic regression. tfidf_weight: how much the words count beside the
+    embedding (0 turns them off). max_features: the TF-IDF vocabulary size."""
+
+    def __init__(self, C: float = 1.0, tfidf_weight: float = 2.0, max_features: int = 50_000, random_state: int = 0):
+        self.C = C
+        self.tfidf_weight = tfidf_weight
+        self.max_features = max_features
+        self.random_state = random_state
+
+    # -- features ---------------------------------------------------------------------------------------------
+    def _features(self, embeddings: np.ndarray, texts: list[str]):
+        if self.vectorizer_ is None:
+            return embeddings
+        words = self.vectorizer_.transform(texts) * self.tfidf_weight
+        return sp.hstack([sp.csr_matrix(embeddings), words], format="csr")
+
+    # -- training ---------------------------------------------------------------------------------------------
+    def fit(self, embeddings: np.ndarray, texts: list[str], targets: np.ndarray, mask: np.ndarray | None = None):
+        """targets: (n, K) 0/1; mask: (n, K) which cells to learn from (default all)."""
+        targets = np.asarray(targets, dtype=bool)
+        mask = np.ones_like(targets) if mask is None else np.asarray(mask, dtype=bool)
+        self.vectorizer_ = None
+        if self.tfidf_weight > 0:
+            vec = _tfidf(min_df=2 if len(texts) >= 50 else 1, max_features=self.max_features)
+            try:
+                vec.fit(texts)
+                self.vectorizer_ = vec
+            except ValueError:  # no usable words at all
+                log.warning("no words left for TF-IDF features; using the embeddings alone")
+        X = self._features(embeddings, texts)
+        k_count = targets.shape[1]
+        self.coef_ = np.zeros((k_count, X.shape[1]), dtype=np.float32)
+        self.intercept_ = np.full(k_count, -10.0, dtype=np.float32)  # a theme with nothing to learn scores ~0
+        self.thresholds_ = np.full(k_count, 0.5, dtype=np.float32)
+        self.trained_ = np.zeros(k_count, dtype=bool)
+        for k in range(k_count):
+            rows = np.flatnonzero(mask[:, k])
+            y = targets[rows, k]
+            if y.sum() < 2 or (~y).sum() < 2:
+                log.warning("theme %d has %d positive and %d negative training paragraphs: left untrained",
+                            k, int(y.sum()), int((~y).sum()))
+                continue
+            model = self._model().fit(X[rows], y)
+            self.coef_[k] = model.coef_.ravel()
+            self.intercept_[k] = model.intercept_[0]
+            self.trained_[k] = True
+            self.thresholds_[k] = self._threshold(X[rows], y)
+        return self
+
+    def _model(self) -> LogisticRegression:
+        return LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state)
+
+    def _threshold(self, X, y: np.ndarray) -> float:
+        """The cut that maximises F1 of out-of-fold scores against the training labels (0.5 if too few)."""
+        folds = min(3, int(y.sum()), int((~y).sum()))
+        if folds < 2:
+            return 0.5
+        scores = np.zeros(len(y))
+        for train, test in StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(X, y):
+            if y[train].all() or not y[train].any():
+                return 0.5
+            scores[test] = self._model().fit(X[train], y[train]).predict_proba(X[test])[:, 1]
+        candidates = np.linspace(0.2, 0.8, 25)
+        f1 = [_f1(y, scores >= t) for t in candidates]
+        return float(candidates[int(np.argmax(f1))])
+
+    # -- scoring ----------------------------------------------------------------------------------------------
+    def predict_proba(self, embeddings: np.ndarray, texts: list[str]) -> np.ndarray:
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("ThemeClassifier is not fitted; call fit() first")
+        if len(texts) == 0:
+            return np.zeros((0, len(self.coef_)), dtype=np.float32)
+        z = self._features(embeddings, texts) @ self.coef_.T + self.intercept_
+        return (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
+
+    # -- persistence as data ------------------------------------------------------------------------------------
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
+        arrays = {"coef": self.coef_, "intercept": self.intercept_, "thresholds": self.thresholds_,
+                  "trained": self.trained_}
+        meta = {"C": self.C, "tfidf_weight": self.tfidf_weight, "max_features": self.max_features,
+                "random_state": self.random_state, "vocabulary": None}
+        if self.vectorizer_ is not None:
+            arrays["idf"] = self.vectorizer_.idf_.astype(np.float32)
+            meta["vocabulary"] = self.vectorizer_.get_feature_names_out().tolist()
+        return arrays, meta
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict) -> ThemeClassifier:
+        clf = cls(meta["C"], meta["tfidf_weight"], meta["max_features"], meta["random_state"])
+        clf.coef_ = arrays["coef"]
+        clf.intercept_ = arrays["intercept"]
+        clf.thresholds_ = arrays["thresholds"]
+        clf.trained_ = arrays["trained"]
+        clf.vectorizer_ = None
+        if meta["vocabulary"] is not None:
+            clf.vectorizer_ = _tfidf(vocabulary=meta["vocabulary"])
+            clf.vectorizer_.idf_ = arrays["idf"]
+        width = 0 if clf.vectorizer_ is None else len(meta["vocabulary"])
+        if clf.coef_.ndim != 2 or len(clf.intercept_) != len(clf.coef_) or len(clf.thresholds_) != len(clf.coef_):
+            raise ValueError("classifier arrays do not fit together")
+        if clf.vectorizer_ is not None and clf.coef_.shape[1] <= width:
+            raise ValueError("classifier weights do not match its vocabulary")
+        return clf
+
+
+def _f1(y: np.ndarray, pred: np.ndarray) -> float:
+    tp = float((y & pred).sum())
+    return 2 * tp / max(float(y.sum() + pred.sum()), 1.0)

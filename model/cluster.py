@@ -1,0 +1,102 @@
+"""Reduce the embeddings (UMAP), cluster them (HDBSCAN or k-means), and describe each cluster."""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from sklearn.feature_extraction.text import CountVectorizer
+
+log = logging.getLogger(__name__)
+
+ClusterMethod = Literal["hdbscan", "kmeans"]
+CLUSTER_METHODS = ("hdbscan", "kmeans")
+OUTLIER = -1
+
+
+@dataclass
+class ClusterInfo:
+    id: int                    # -1 gathers the paragraphs the clusterer left unclustered
+    size: int
+    keywords: list[str]
+    typical: list[int]         # paragraph indices, most typical first
+    themes: list[str]          # filled in by the labelling stage
+    reasons: dict[str, str]    # theme id -> why it was given (or the closest miss)
+
+
+def default_reducer(n: int, seed: int):
+    import umap
+
+    return umap.UMAP(n_components=min(5, max(2, n - 2)), n_neighbors=max(2, min(15, n - 1)), min_dist=0.0,
+                     metric="cosine", random_state=seed)
+
+
+def default_clusterer(method: ClusterMethod, n: int, seed: int):
+    if method == "hdbscan":
+        from sklearn.cluster import HDBSCAN
+
+        # Small clusters keep themes apart on big corpora; at least 3 members so a cluster means something.
+        return HDBSCAN(min_cluster_size=max(3, min(50, n // 200 + 3)), copy=True)
+    if method == "kmeans":
+        from sklearn.cluster import KMeans
+
+        return KMeans(n_clusters=max(2, min(200, round(math.sqrt(n / 2)))), n_init=3, random_state=seed)
+    raise ValueError(f"clusterer must be one of {CLUSTER_METHODS}, got {method!r}")
+
+
+def reduce(embeddings: np.ndarray, seed: int = 0, reducer=None) -> np.ndarray:
+    """UMAP to a few dimensions, where density-based clustering works; tiny corpora are used as they are."""
+    n = len(embeddings)
+    if n < 8:
+        return embeddings
+    reducer = reducer if reducer is not None else default_reducer(n, seed)
+    with warnings.catch_warnings():
+        # A fixed random_state makes UMAP single-threaded, and says so; reproducibility is the point here.
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        return np.asarray(reducer.fit_transform(embeddings), dtype=np.float32)
+
+
+def cluster(reduced: np.ndarray, method: ClusterMethod = "hdbscan", seed: int = 0, clusterer=None) -> np.ndarray:
+    """Cluster ids per paragraph; -1 marks paragraphs that belong to no cluster."""
+    n = len(reduced)
+    if n < 6:
+        return np.zeros(n, dtype=int)
+    clusterer = clusterer if clusterer is not None else default_clusterer(method, n, seed)
+    labels = np.asarray(clusterer.fit_predict(reduced), dtype=int)
+    log.info("%d clusters, %d unclustered paragraphs", len(set(labels) - {OUTLIER}), int((labels == OUTLIER).sum()))
+    return labels
+
+
+def keywords_per_cluster(texts: list[str], labels: np.ndarray, top: int = 10) -> dict[int, list[str]]:
+    """Class-based TF-IDF: a term's frequency in the cluster, weighted by how rare it is across clusters."""
+    ids = sorted(set(labels.tolist()))
+    if not texts:
+        return {}
+    vec = CountVectorizer(stop_words="english", ngram_range=(1, 2), min_df=1, token_pattern=r"(?u)\b[a-zA-Z][\w-]+\b")
+    try:
+        counts = vec.fit_transform(texts)
+    except ValueError:  # nothing but stop words
+        return {c: [] for c in ids}
+    terms = np.array(vec.get_feature_names_out())
+    per_class = np.vstack([np.asarray(counts[labels == c].sum(axis=0)).ravel() for c in ids]).astype(float)
+    tf = per_class / np.maximum(per_class.sum(axis=1, keepdims=True), 1)
+    avg_words = per_class.sum() / len(ids)
+    ctfidf = tf * np.log1p(avg_words / np.maximum(per_class.sum(axis=0), 1))
+    return {c: [terms[j] for j in np.argsort(-ctfidf[i])[:top] if ctfidf[i, j] > 0] for i, c in enumerate(ids)}
+
+
+def describe(texts: list[str], embeddings: np.ndarray, labels: np.ndarray, n_typical: int = 3) -> list[ClusterInfo]:
+    """Each cluster's size, keywords and most typical paragraphs (closest to its centroid); biggest first."""
+    keywords = keywords_per_cluster(texts, labels)
+    infos = []
+    for c in sorted(set(labels.tolist())):
+        idx = np.flatnonzero(labels == c)
+        centroid = embeddings[idx].mean(axis=0)
+        order = idx[np.argsort(-(embeddings[idx] @ centroid))]
+        infos.append(ClusterInfo(c, len(idx), keywords.get(c, []), order[:n_typical].tolist(), [], {}))
+    infos.sort(key=lambda i: (i.id == OUTLIER, -i.size))
+    return infos

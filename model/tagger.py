@@ -1,0 +1,231 @@
+"""ThemeTagger: a saved model that tags new articles. Tagging runs the embedder and the classifier only."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+
+from .classifier import ThemeClassifier
+from .corpus import Article, paragraphs_of
+from .embed import Embedder, SentenceTransformerEmbedder, StaticEmbedder
+from .errors import UserInputError
+from .themes import Theme
+
+log = logging.getLogger(__name__)
+
+FORMAT = "theme-tagger"
+FORMAT_VERSION = 1
+CONFIG, WEIGHTS, VOCABULARY, STATIC_DIR = "config.json", "classifier.npz", "vocabulary.json", "embedder"
+VERSIONED = ("theme-tagger", "numpy", "scikit-learn", "sentence-transformers", "torch", "model2vec")
+
+
+def installed_versions() -> dict[str, str | None]:
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+@dataclass
+class ParagraphTags:
+    text: str
+    scores: dict[str, float]
+    themes: list[str]
+
+
+@dataclass
+class TagResult:
+    scores: dict[str, float]                  # every theme, in [0, 1]: the article's best paragraph
+    themes: list[str]                         # past their thresholds, best first
+    paragraphs: list[ParagraphTags] = field(default_factory=list)
+
+    def evidence(self, theme: str) -> list[ParagraphTags]:
+        """The paragraphs that carry `theme`, strongest first."""
+        return sorted((p for p in self.paragraphs if theme in p.themes), key=lambda p: -p.scores[theme])
+
+
+class ThemeTagger:
+    """Tags articles with themes. Build one with `model.train(...)`, or `ThemeTagger.load(folder)`."""
+
+    def __init__(self, themes: list[Theme], embedder: Embedder, classifier: ThemeClassifier, config: dict):
+        self.theme_defs = themes
+        self.embedder = embedder
+        self.classifier = classifier
+        self.config = config
+
+    @property
+    def themes(self) -> list[str]:
+        return [t.id for t in self.theme_defs]
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {t: float(x) for t, x in zip(self.themes, self.classifier.thresholds_)}
+
+    # -- tagging ------------------------------------------------------------------------------------------------
+    def tag(self, text: str) -> TagResult:
+        """Tag one article."""
+        if not isinstance(text, str):
+            raise TypeError(f"tag() takes one article as a str, got {type(text).__name__}; use tag_many() for several")
+        return next(self._tag_stream([text], batch_size=1, progress=False))
+
+    def tag_many(self, texts: Iterable[str], batch_size: int = 64, progress: bool = False):
+        """Tag many articles, in order, embedding their paragraphs in batches.
+
+        A list or tuple gives a list back. Any other iterable (a generator, a file) gives a lazy iterator back, so
+        memory stays flat however many articles stream through."""
+        if isinstance(texts, str):
+            raise TypeError("tag_many() takes a list of articles; use tag() for one string")
+        stream = self._tag_stream(texts, batch_size, progress)
+        return list(stream) if isinstance(texts, (list, tuple)) else stream
+
+    def _tag_stream(self, texts: Iterable[str], batch_size: int, progress: bool) -> Iterator[TagResult]:
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(desc="tag", unit="article", total=len(texts) if hasattr(texts, "__len__") else None)
+        it = iter(texts)
+        while batch := list(islice(it, batch_size)):
+            yield from self._tag_batch(batch)
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+
+    def _tag_batch(self, texts: list[str]) -> list[TagResult]:
+        for t in texts:
+            if not isinstance(t, str):
+                raise TypeError(f"articles must be str, got {type(t).__name__}")
+        articles = [Article(str(i), t) for i, t in enumerate(texts)]
+        paragraphs = paragraphs_of(articles, max_words=self.embedder.max_words, warn_empty=False)
+        para_texts = [p.text for p in paragraphs]
+        scores = (self.classifier.predict_proba(self.embedder.encode(para_texts), para_texts)
+                  if para_texts else np.zeros((0, len(self.themes)), dtype=np.float32))
+        per_article: list[list[int]] = [[] for _ in texts]
+        for row, p in enumerate(paragraphs):
+            per_article[int(p.article_id)].append(row)
+        return [self._result(rows, para_texts, scores) for rows in per_article]
+
+    def _result(self, rows: list[int], texts: list[str], scores: np.ndarray) -> TagResult:
+        ids, cut = self.themes, self.classifier.thresholds_
+        paragraphs = []
+        for r in rows:
+            s = scores[r]
+            passed = sorted((k for k in range(len(ids)) if s[k] >= cut[k]), key=lambda k: -s[k])
+            paragraphs.append(ParagraphTags(texts[r], {t: float(x) for t, x in zip(ids, s)}, [ids[k] for k in passed]))
+        article = scores[rows].max(axis=0) if rows else np.zeros(len(ids))
+        passed = sorted((k for k in range(len(ids)) if article[k] >= cut[k]), key=lambda k: -article[k])
+        return TagResult({t: float(x) for t, x in zip(ids, article)}, [ids[k] for k in passed], paragraphs)
+
+    # -- saving -------------------------------------------------------------------------------------------------
+    def save(self, path: str | Path, extra_files: dict[str, str] | None = None) -> Path:
+        """Write the model folder atomically: a half-written folder never carries the final name."""
+        path = Path(path)
+        check_output_dir(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{path.name}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+        tmp.mkdir()
+        try:
+            arrays, meta = self.classifier.to_arrays()
+            vocabulary = meta.pop("vocabulary")
+            np.savez(tmp / WEIGHTS, **arrays)
+            (tmp / VOCABULARY).write_text(json.dumps(vocabulary), encoding="utf-8")
+            if isinstance(self.embedder, StaticEmbedder):
+                self.embedder.model.save_pretrained(str(tmp / STATIC_DIR))
+            for name, text in (extra_files or {}).items():
+                (tmp / name).write_text(text, encoding="utf-8")
+            config = {**self.config, "format": FORMAT, "format_version": FORMAT_VERSION,
+                      "themes": [t.to_dict() for t in self.theme_defs], "thresholds": self.thresholds,
+                      "classifier": meta, "versions": installed_versions(),
+                      "embedding_model": {"spec": self.embedder.spec, "id": self.embedder.id,
+                                          "kind": "static" if isinstance(self.embedder, StaticEmbedder) else
+                                          "sentence-transformers"},
+                      "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            # config.json is written last: its presence is what marks a folder as a complete model.
+            (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+            old = None
+            if path.exists():
+                old = path.parent / f".{path.name}.old-{os.getpid()}"
+                path.rename(old)
+            tmp.rename(path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    # -- loading ------------------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path, embedder: Embedder | None = None) -> ThemeTagger:
+        """Load a saved model folder. Reads JSON and plain arrays only; runs neither UMAP nor the clusterer.
+
+        embedder: use this one instead of the saved model's (tests pass a small fake)."""
+        path = Path(path)
+        if not path.is_dir():
+            raise UserInputError(f"no saved model at {path} (train one with: python train.py --out {path})")
+        if not (path / CONFIG).is_file():
+            raise UserInputError(f"{path} is not a complete saved model: {CONFIG} is missing")
+        try:
+            config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+            if config.get("format") != FORMAT:
+                raise ValueError(f"{CONFIG} is not a {FORMAT} config")
+            if config.get("format_version", 0) > FORMAT_VERSION:
+                raise ValueError(f"saved by a newer version (format {config['format_version']})")
+            themes = [Theme.from_dict(t) for t in config["themes"]]
+            with np.load(path / WEIGHTS, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            meta = {**config["classifier"],
+                    "vocabulary": json.loads((path / VOCABULARY).read_text(encoding="utf-8"))}
+            classifier = ThemeClassifier.from_arrays(arrays, meta)
+            if len(classifier.coef_) != len(themes):
+                raise ValueError(f"{len(themes)} themes but {len(classifier.coef_)} classifier rows")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserInputError(f"saved model at {path} is damaged: {exc}") from None
+        _warn_on_version_change(config.get("versions", {}))
+        if embedder is None:
+            spec = config["embedding_model"]
+            if spec["kind"] == "static":
+                embedder = StaticEmbedder.load(path / STATIC_DIR, spec["spec"])
+            else:
+                embedder = SentenceTransformerEmbedder(spec["spec"])
+        return cls(themes, embedder, classifier, config)
+
+
+def _warn_on_version_change(saved: dict) -> None:
+    now = installed_versions()
+    changed = [f"{name} {saved[name]} -> {now.get(name)}" for name in saved
+               if saved.get(name) and now.get(name) and saved[name] != now[name]]
+    if changed:
+        warnings.warn("this model was saved with other package versions (" + ", ".join(changed) +
+                      "); scores may differ slightly. Retrain to be sure.", UserWarning, stacklevel=3)
+
+
+def check_output_dir(path: Path) -> None:
+    """Refuse to overwrite a folder that holds anything other than a saved model."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"--out {path} is a file, not a folder")
+    if path.is_dir() and any(path.iterdir()):
+        try:
+            is_model = json.loads((path / CONFIG).read_text(encoding="utf-8")).get("format") == FORMAT
+        except (OSError, ValueError, AttributeError):
+            is_model = False
+        if not is_model:
+            raise UserInputError(f"--out {path} holds files that are not a saved model; choose an empty or new folder")

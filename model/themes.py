@@ -1,0 +1,92 @@
+"""Parse and validate the theme file (TOML, one table per theme id)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserInputError
+
+_ID = re.compile(r"^[^\s\x00-\x1f](?:[^\x00-\x1f]*[^\s\x00-\x1f])?$")
+_KEYS = {"label", "description", "keywords", "examples"}
+
+
+@dataclass(frozen=True)
+class Theme:
+    id: str
+    label: str
+    description: str
+    keywords: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
+
+    def prompts(self) -> list[str]:
+        """The texts whose embeddings stand for this theme."""
+        texts = [self.label, self.description, *self.examples]
+        if self.keywords:
+            texts.append(f"{self.label}: {', '.join(self.keywords)}")
+        return texts
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "label": self.label, "description": self.description,
+                "keywords": list(self.keywords), "examples": list(self.examples)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Theme:
+        return cls(d["id"], d["label"], d["description"], tuple(d["keywords"]), tuple(d["examples"]))
+
+
+def _strings(value, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise UserInputError(f"{where} must be a list of non-empty strings")
+    return tuple(v.strip() for v in value)
+
+
+def parse_themes(text: str, source: str = "theme file") -> list[Theme]:
+    """Parse theme-file text; raise UserInputError naming the first problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        hint = " (a theme id may appear only once)" if "twice" in str(exc) or "overwrite" in str(exc) else ""
+        raise UserInputError(f"{source}: not valid TOML: {exc}{hint}") from None
+    if not data:
+        raise UserInputError(f"{source}: defines no themes; add a table such as [my_theme] with a description")
+    themes = []
+    for theme_id, table in data.items():
+        where = f"{source}: theme [{theme_id}]"
+        if not theme_id.strip():
+            raise UserInputError(f"{source}: a theme has an empty id")
+        if not _ID.match(theme_id):
+            raise UserInputError(f"{where}: an id may not start or end with spaces or hold control characters")
+        if not isinstance(table, dict):
+            raise UserInputError(f"{where} must be a table, e.g. [{theme_id}] followed by description = \"...\"")
+        unknown = sorted(set(table) - _KEYS)
+        if unknown:
+            raise UserInputError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_KEYS))}")
+        description = table.get("description")
+        if not isinstance(description, str) or not description.strip():
+            raise UserInputError(f"{where}: missing `description` (one or two sentences saying what the theme covers)")
+        label = table.get("label", theme_id.replace("_", " "))
+        if not isinstance(label, str) or not label.strip():
+            raise UserInputError(f"{where}: `label` must be a non-empty string")
+        themes.append(Theme(
+            id=theme_id,
+            label=label.strip(),
+            description=description.strip(),
+            keywords=_strings(table.get("keywords", []), f"{where}: `keywords`"),
+            examples=_strings(table.get("examples", []), f"{where}: `examples`"),
+        ))
+    return themes
+
+
+def load_themes(path: str | Path) -> list[Theme]:
+    """Read and validate a theme file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"theme file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise UserInputError(f"theme file {path} is not a UTF-8 text file") from None
+    return parse_themes(text, source=str(path))

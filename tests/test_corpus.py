@@ -1,0 +1,414 @@
+"""Tests for model.corpus: reading corpora, cleaning scraped articles, splitting long paragraphs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from model.corpus import (
+    Article,
+    Paragraph,
+    clean_article,
+    paragraphs_of,
+    read_corpus,
+    split_long,
+    split_sentences,
+)
+from model.errors import UserInputError
+
+_HERE = Path(__file__).resolve()
+SEEDS = _HERE.parents[1] / "seeds"
+if not SEEDS.is_dir():
+    SEEDS = _HERE.parents[2] / "shared" / "seeds"
+
+
+def seed_text(prefix: str) -> str:
+    (path,) = SEEDS.glob(f"{prefix}_*.txt")
+    return path.read_text(encoding="utf-8")
+
+
+def seed_paragraphs(prefix: str) -> list[str]:
+    return clean_article(seed_text(prefix))
+
+
+def in_one_paragraph(paragraphs: list[str], snippet: str) -> bool:
+    return any(snippet in p for p in paragraphs)
+
+
+SEED_IDS = ["000", "001", "002", "003", "004"]
+
+BOILERPLATE = [
+    "Leave a Reply",
+    "email address will not be published",
+    "Required fields are marked",
+    "Related reading",
+    "getUrls",
+    "?link=",
+    "[Source",
+    "[Xiangban original",
+    "copyright belongs",
+    "forward and share",
+    # Seed 001's "related reading" link list.
+    "Thailand Shoe Market Needs Shoes Mold Urgently",
+    "New Light Department Store",
+    "Italy Design South China Sea",
+    "American Love Creates Charm And Wealth",
+    "Do You Have The Ability To Manage Franchised Stores?",
+    "CYB Many Forms Of Personality Strength",
+]
+
+# Body sentences (as they appear in the seeds, modulo joined line breaks) that must survive whole.
+BODY_SENTENCES = {
+    "000": [
+        "The two sides will further seize the development opportunities, expand cooperation space, "
+        "strengthen cooperation in rural electricity providers, precise poverty alleviation, smart city, "
+        "big data applications in-depth exchanges.",
+        "Hao Peng said that Qinghai will actively create a good environment to support the development "
+        "of Alibaba group in Qinghai.",
+        "He said that the Alibaba Taobao group will be rural project as a starting point",
+        "the provincial people\u2019s Congress of china.",
+    ],
+    "001": [
+        "There was a sudden wave of Ma Yun in Lanzhou.",
+        "an increase of 39.5% over the same period last year",
+        "Retail sales accounted for 6.9% of the total retail sales of social sales.",
+        "Gansu went out to invest, and Ali turned to westward.",
+        "Gansu's rush to run western e-commerce in the future, e-commerce boosts the pformation and "
+        "upgrading of Gansu, all of which are uplifting and full of expectations.",
+        "The upsurge of development.",
+    ],
+    "002": [
+        "Wang Guosheng said that China Telecom is one of China\u2019s three leading telecom operators.",
+        "Qinghai will create a good environment for cooperation projects.",
+        "Yang Fengchun to participate in the above activities.",
+    ],
+    "003": [
+        "Liu Jie expressed his gratitude to Alibaba Group for its long-term roots in and dedication to Hangzhou.",
+        "Focus on reshaping the first city of the national digital economy at a high level, and participate "
+        "in the \u201c1248\u201d action plan in an all-round way;",
+        "Alibaba will resonate with Hangzhou at the same frequency, deepen cooperation, and continue to "
+        "contribute to Hangzhou\u2019s economic and social development.",
+    ],
+    "004": [
+        "The provincial leaders Hu Henghua and Zhang Hongsen participated.",
+        "The last time Jack Ma visited Hunan was in November 2015.",
+        "Ma Yun will continue to give everyone Leave a deep impression",
+        "Xiang Banjun praised Teacher Ma\u2019s charity feelings!",
+        "On November 30, 2017, Jack Ma Public Welfare Foundation signed a cooperation framework agreement "
+        "with Hunan First Normal College.",
+    ],
+}
+
+
+# ---------------------------------------------------------------- seeds
+
+@pytest.mark.parametrize("seed", SEED_IDS)
+def test_seed_has_no_boilerplate(seed: str) -> None:
+    paragraphs = seed_paragraphs(seed)
+    assert paragraphs
+    for paragraph in paragraphs:
+        for marker in BOILERPLATE:
+            assert marker not in paragraph, (marker, paragraph)
+
+
+@pytest.mark.parametrize("seed", SEED_IDS)
+def test_seed_body_sentences_survive(seed: str) -> None:
+    paragraphs = seed_paragraphs(seed)
+    for sentence in BODY_SENTENCES[seed]:
+        assert in_one_paragraph(paragraphs, sentence), sentence
+
+
+@pytest.mark.parametrize("seed", SEED_IDS)
+def test_seed_paragraphs_respect_max_words(seed: str) -> None:
+    article = Article(seed, seed_text(seed))
+    for max_words in (180, 40):
+        paragraphs = paragraphs_of([article], max_words=max_words)
+        assert [p.index for p in paragraphs] == list(range(len(paragraphs)))
+        assert all(len(p.text.split()) <= max_words for p in paragraphs)
+        # Splitting must not lose or reorder words.
+        cleaned_words = " ".join(clean_article(article.text)).split()
+        assert " ".join(p.text for p in paragraphs).split() == cleaned_words
+
+
+def test_seed_001_link_list_is_gone() -> None:
+    text = seed_text("001")
+    link_list = text[text.index("- Related reading"):].splitlines()[1:]
+    titles = [part.strip(" -|") for line in link_list for part in line.split("|")]
+    titles = [t for t in titles if len(t.split()) >= 3]
+    assert len(titles) > 15
+    paragraphs = seed_paragraphs("001")
+    for title in titles:
+        assert not in_one_paragraph(paragraphs, title), title
+
+
+def test_broken_lines_are_rejoined() -> None:
+    p001 = seed_paragraphs("001")
+    assert in_one_paragraph(p001, "Under the spotlight, Alibaba and Gansu Formally hand in hand, and in fact, "
+                                  "this series of cooperation can be traced back to earlier.")
+    assert in_one_paragraph(p001, "In from November 24th to 25th, Alibaba Ma Yun, chairman of the group's board "
+                                  "of directors, led many of the officers to Gansu")
+    p002 = seed_paragraphs("002")
+    assert in_one_paragraph(p002, "Wang Liming, vice governor of and deputy general manager of China Telecom group,")
+    p003 = seed_paragraphs("003")
+    assert in_one_paragraph(p003, "achievements; Focus on reshaping the first city")
+
+
+def test_lowercase_paragraph_after_full_stop_stays_separate() -> None:
+    paragraphs = seed_paragraphs("000")
+    assert any(p.startswith("talks, Hao Peng and his party") for p in paragraphs)
+    assert any(p.startswith("he said, Qinghai West") for p in paragraphs)
+    assert any(p.startswith("sun Lijun thank Qinghai") for p in paragraphs)
+
+
+def test_headings_are_prefixed_to_the_following_paragraph() -> None:
+    p000 = seed_paragraphs("000")
+    assert p000[0].startswith("Provincial government talks with Alibaba group Hao Pengsun Li Jun attended. "
+                              "11 30, governor Hao Peng")
+    p001 = seed_paragraphs("001")
+    assert p001[0].startswith("Secret: Why Did Ma Yun Come To Gansu? In from November 24th")
+    assert in_one_paragraph(p001, "Why did Ma Yun come to Gansu? On the afternoon of November 24th")
+    assert in_one_paragraph(p001, "How can electricity providers change the lives of Gansu people? Although")
+    p003 = seed_paragraphs("003")
+    assert p003[0].startswith("eastwest connect. Hangzhou and Alibaba signed a comprehensive deepening strategic "
+                              "cooperation agreement. On January 10,")
+    p004 = seed_paragraphs("004")
+    assert p004[0].startswith("Ma Yun is here. This afternoon, Du Jiahao")
+    assert in_one_paragraph(p004, "Quick thinking and witty talk. Ma Yun will continue to give everyone Leave a "
+                                  "deep impression. In the discussion")
+    assert in_one_paragraph(p004, "During the discussion, Du Jiahao said: \u201cSince this year")
+    assert in_one_paragraph(p004, "Ma Yun said: \u201cHunan is a province")
+    # Headings never stand alone as tiny paragraphs.
+    for heading in ("Quick thinking and witty talk.", "Why did Ma Yun come to Gansu?", "eastwest connect."):
+        assert heading not in p001 + p003 + p004
+
+
+def test_trailing_heading_is_dropped() -> None:
+    paragraphs = seed_paragraphs("004")
+    assert not in_one_paragraph(paragraphs, "Will the friends meet by chance")
+    assert paragraphs[-1].startswith("Mr. Xiangban asked that during this trip")
+
+
+# ---------------------------------------------------------------- generic cleaning
+
+def test_generic_boilerplate_lines_are_removed() -> None:
+    text = "\n\n".join([
+        "The council approved the new budget on Monday.",
+        "https://example.com/news/123 Council budget",
+        "www.example.com",
+        "Source: Example Daily",
+        "Editor: Li Hua",
+        "Responsible editor Wang",
+        "\u3010Example News\u3011",
+        "Copyright \u00a9 2021 Example Media. All rights reserved.",
+        "Please do not reprint without permission",
+        "Leave a comment",
+        "Post comment",
+        "The mayor said the money would go to schools.",
+    ])
+    assert clean_article(text) == [
+        "The council approved the new budget on Monday.",
+        "The mayor said the money would go to schools.",
+    ]
+
+
+def test_long_prose_mentioning_footer_words_is_kept() -> None:
+    prose = ("The newspaper said the story had been reprinted by dozens of outlets across the region, and that "
+             "its editors had asked every one of them to credit the original reporter in full before the end "
+             "of the week.")
+    assert clean_article(prose) == [prose]
+
+
+def test_related_list_ends_when_prose_resumes() -> None:
+    text = "\n".join([
+        "First paragraph of the story.",
+        "Related articles:",
+        "\u2022 Markets Rally On Trade Hopes",
+        "|",
+        "Ten Things To Know Before The Vote",
+        "",
+        "the rest of the page is back to ordinary prose, which must survive.",
+    ])
+    assert clean_article(text) == [
+        "First paragraph of the story.",
+        "the rest of the page is back to ordinary prose, which must survive.",
+    ]
+
+
+def test_whitespace_is_normalised_and_letterless_paragraphs_dropped() -> None:
+    text = "  Too   many\tspaces\u3000here.  \r\n\r\n* * *\r\n\r\n----\r\n\r\nSecond   one.\r\n"
+    assert clean_article(text) == ["Too many spaces here.", "Second one."]
+
+
+def test_title_line_directly_followed_by_body() -> None:
+    text = "Floods Hit Southern Province\nHeavy rain flooded three towns on Sunday.\nRescue teams arrived."
+    assert clean_article(text) == [
+        "Floods Hit Southern Province. Heavy rain flooded three towns on Sunday.",
+        "Rescue teams arrived.",
+    ]
+
+
+def test_article_that_is_only_a_headline_is_kept() -> None:
+    assert clean_article("Markets rally on trade hopes\n") == ["Markets rally on trade hopes"]
+    assert clean_article("Markets rally\n\nStocks up\n\nLeave a Reply") == ["Markets rally. Stocks up"]
+
+
+def test_empty_and_boilerplate_only_articles_give_nothing() -> None:
+    assert clean_article("") == []
+    assert clean_article("Leave a Reply\n\nhttp://example.com\n\n[Source: Example]") == []
+
+
+# ---------------------------------------------------------------- reading
+
+def test_read_folder(tmp_path: Path) -> None:
+    (tmp_path / "b.txt").write_text("Second article.\r\n", encoding="utf-8")
+    (tmp_path / "a.txt").write_bytes("\ufeffFirst article.".encode("utf-8"))
+    (tmp_path / "themes.toml").write_text("[x]\n", encoding="utf-8")
+    (tmp_path / "README.md").write_text("# readme\n", encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.txt").write_text("Not read.", encoding="utf-8")
+    assert read_corpus(tmp_path) == [Article("a", "First article."), Article("b", "Second article.\n")]
+
+
+def test_read_seed_folder() -> None:
+    articles = read_corpus(SEEDS)
+    assert [a.id for a in articles] == sorted(p.stem for p in SEEDS.glob("*.txt"))
+
+
+def test_read_jsonl(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    lines = [json.dumps({"id": "x1", "text": "With id."}), "", json.dumps({"text": "Without\r\nid."}),
+             json.dumps({"id": 7, "text": "Numeric id."})]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert read_corpus(str(path)) == [
+        Article("x1", "With id."), Article("line-3", "Without\nid."), Article("7", "Numeric id.")]
+
+
+def test_read_csv(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.csv"
+    path.write_text('id,text\r\nr1,"Multi\r\nline, with comma."\r\n,No id.\r\n', encoding="utf-8-sig")
+    assert read_corpus(path) == [Article("r1", "Multi\nline, with comma."), Article("row-2", "No id.")]
+
+
+def test_read_csv_without_id_column(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.csv"
+    path.write_text("title,text\nA,First.\nB,Second.\n", encoding="utf-8")
+    assert read_corpus(path) == [Article("row-1", "First."), Article("row-2", "Second.")]
+
+
+def test_empty_articles_are_skipped_with_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text(json.dumps({"id": "e", "text": "  \n"}) + "\n" + json.dumps({"text": "Real."}) + "\n")
+    with caplog.at_level(logging.WARNING, logger="model.corpus"):
+        assert read_corpus(path) == [Article("line-2", "Real.")]
+    assert "'e'" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("notes.md", b"hello", r"unsupported type '\.md'"),
+        ("bad.jsonl", b'{"text": "ok"}\n\n{"text": oops}\n', r"bad\.jsonl, line 3: invalid JSON"),
+        ("list.jsonl", b'["text"]\n', r"list\.jsonl, line 1: expected a JSON object with a string \"text\""),
+        ("missing.jsonl", b'{"id": "a"}\n', r"missing\.jsonl, line 1: .*\"text\" field"),
+        ("number.jsonl", b'{"text": 5}\n', r"number\.jsonl, line 1: .*string \"text\""),
+        ("nocol.csv", b"id,body\n1,hello\n", r"nocol\.csv: no \"text\" column"),
+        ("empty.csv", b"", r"empty\.csv: no \"text\" column"),
+        ("binary.jsonl", b'{"text": "a\x00b"}\n', r"binary\.jsonl is not a UTF-8 text file"),
+        ("latin.csv", "text\ncaf\u00e9\n".encode("latin-1"), r"latin\.csv is not a UTF-8 text file"),
+        ("blank.jsonl", b'{"text": " "}\n\n', r"corpus .*blank\.jsonl has no text"),
+    ],
+)
+def test_bad_files_raise_user_input_error(tmp_path: Path, name: str, content: bytes, message: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(UserInputError, match=message):
+        read_corpus(path)
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match=r"corpus path .*nope does not exist"):
+        read_corpus(tmp_path / "nope")
+
+
+def test_folder_without_txt_files(tmp_path: Path) -> None:
+    (tmp_path / "themes.toml").write_text("[x]\n", encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"has no \.txt files"):
+        read_corpus(tmp_path)
+
+
+def test_binary_txt_in_folder(tmp_path: Path) -> None:
+    (tmp_path / "good.txt").write_text("Fine.", encoding="utf-8")
+    (tmp_path / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    with pytest.raises(UserInputError, match=r"image\.txt is not a UTF-8 text file"):
+        read_corpus(tmp_path)
+
+
+def test_folder_of_blank_files(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text(" \n\n", encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"has no text"):
+        read_corpus(tmp_path)
+
+
+# ---------------------------------------------------------------- splitting
+
+def test_split_long_packs_whole_sentences() -> None:
+    sentences = [" ".join(f"w{s}x{i}" for i in range(19)) + f" end{s}." for s in range(25)]
+    paragraph = " ".join(sentences)
+    assert len(paragraph.split()) == 500
+    pieces = split_long(paragraph, 180)
+    assert len(pieces) == 3
+    assert all(len(p.split()) <= 180 for p in pieces)
+    assert " ".join(pieces).split() == paragraph.split()
+    # Greedy packing of 20-word sentences: every piece ends at a sentence end.
+    assert all(p.endswith(".") for p in pieces)
+    assert [len(p.split()) for p in pieces] == [180, 180, 140]
+
+
+def test_split_long_keeps_short_paragraph() -> None:
+    assert split_long("Short one. Two.", 180) == ["Short one. Two."]
+
+
+def test_split_long_single_long_sentence_uses_commas_then_hard_split() -> None:
+    clauses = [" ".join(["word"] * 8) for _ in range(10)]
+    sentence = ", ".join(clauses) + "."
+    pieces = split_long(sentence, 20)
+    assert all(len(p.split()) <= 20 for p in pieces)
+    assert all(p.endswith((",", ".")) for p in pieces)
+    assert " ".join(pieces).split() == sentence.split()
+    unpunctuated = " ".join(f"w{i}" for i in range(45))
+    assert split_long(unpunctuated, 20) == [
+        " ".join(f"w{i}" for i in range(0, 20)),
+        " ".join(f"w{i}" for i in range(20, 40)),
+        " ".join(f"w{i}" for i in range(40, 45)),
+    ]
+
+
+def test_split_long_rejects_bad_max_words() -> None:
+    with pytest.raises(ValueError):
+        split_long("a b c", 0)
+
+
+def test_split_sentences_respects_abbreviations_and_decimals() -> None:
+    text = ('Mr. Ma met Dr. Li in the U.S. on Monday. Sales rose 39.5% to No. 1 in the region! '
+            'Was it "good?" He said yes. J. Smith agreed.')
+    assert split_sentences(text) == [
+        "Mr. Ma met Dr. Li in the U.S. on Monday.",
+        "Sales rose 39.5% to No. 1 in the region!",
+        'Was it "good?"',
+        "He said yes.",
+        "J. Smith agreed.",
+    ]
+
+
+def test_split_sentences_chinese_punctuation() -> None:
+    assert split_sentences("\u4eca\u5929\u5f88\u597d\u3002\u4f60\u597d\u5417\uff1f\u597d\uff01") == [
+        "\u4eca\u5929\u5f88\u597d\u3002", "\u4f60\u597d\u5417\uff1f", "\u597d\uff01"]
+
+
+def test_paragraphs_of_keeps_article_order_and_indexes() -> None:
+    articles = [Article("a", "One.\n\nTwo."), Article("empty", "Leave a Reply"), Article("b", "Three.")]
+    assert paragraphs_of(articles) == [
+        Paragraph("a", 0, "One."), Paragraph("a", 1, "Two."), Paragraph("b", 0, "Three.")]
