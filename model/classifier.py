@@ -24,26 +24,33 @@ def _tfidf(vocabulary=None, min_df: int = 1, max_features: int | None = None) ->
 class ThemeClassifier:
     """Scores in [0, 1] for every theme; `thresholds_` turns them into themes.
 
-    C: inverse regularisation of each logistic regression. tfidf_weight: how much the words count beside the
-    embedding (0 turns them off). max_features: the TF-IDF vocabulary size."""
+    Features: the embedding; its cosine to each theme's anchor (scaled by anchor_weight, so that a small corpus
+    can lean on the theme file cheaply); and TF-IDF of the words (scaled by tfidf_weight; 0 turns them off).
+    C: inverse regularisation of each logistic regression. max_features: the TF-IDF vocabulary size."""
 
-    def __init__(self, C: float = 1.0, tfidf_weight: float = 2.0, max_features: int = 50_000, random_state: int = 0):
+    def __init__(self, C: float = 1.0, tfidf_weight: float = 2.0, anchor_weight: float = 3.0,
+                 max_features: int = 50_000, random_state: int = 0):
         self.C = C
         self.tfidf_weight = tfidf_weight
+        self.anchor_weight = anchor_weight
         self.max_features = max_features
         self.random_state = random_state
 
     # -- features ---------------------------------------------------------------------------------------------
     def _features(self, embeddings: np.ndarray, texts: list[str]):
+        dense = np.hstack([embeddings, (embeddings @ self.anchors_.T) * self.anchor_weight]).astype(np.float32)
         if self.vectorizer_ is None:
-            return embeddings
+            return dense
         words = self.vectorizer_.transform(texts) * self.tfidf_weight
-        return sp.hstack([sp.csr_matrix(embeddings), words], format="csr")
+        return sp.hstack([sp.csr_matrix(dense), words], format="csr")
 
     # -- training ---------------------------------------------------------------------------------------------
-    def fit(self, embeddings: np.ndarray, texts: list[str], targets: np.ndarray, mask: np.ndarray | None = None):
-        """targets: (n, K) 0/1; mask: (n, K) which cells to learn from (default all)."""
+    def fit(self, embeddings: np.ndarray, texts: list[str], targets: np.ndarray, mask: np.ndarray | None = None,
+            anchors: np.ndarray | None = None):
+        """targets: (n, K) 0/1; mask: (n, K) which cells to learn from (default all); anchors: (K, dim) unit rows."""
         targets = np.asarray(targets, dtype=bool)
+        self.anchors_ = (np.zeros((targets.shape[1], embeddings.shape[1]), dtype=np.float32) if anchors is None
+                         else np.asarray(anchors, dtype=np.float32))
         mask = np.ones_like(targets) if mask is None else np.asarray(mask, dtype=bool)
         self.vectorizer_ = None
         if self.tfidf_weight > 0:
@@ -102,8 +109,9 @@ class ThemeClassifier:
     # -- persistence as data ------------------------------------------------------------------------------------
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         arrays = {"coef": self.coef_, "intercept": self.intercept_, "thresholds": self.thresholds_,
-                  "trained": self.trained_}
-        meta = {"C": self.C, "tfidf_weight": self.tfidf_weight, "max_features": self.max_features,
+                  "trained": self.trained_, "anchors": self.anchors_}
+        meta = {"C": self.C, "tfidf_weight": self.tfidf_weight, "anchor_weight": self.anchor_weight,
+                "max_features": self.max_features,
                 "random_state": self.random_state, "vocabulary": None}
         if self.vectorizer_ is not None:
             arrays["idf"] = self.vectorizer_.idf_.astype(np.float32)
@@ -112,7 +120,8 @@ class ThemeClassifier:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict) -> ThemeClassifier:
-        clf = cls(meta["C"], meta["tfidf_weight"], meta["max_features"], meta["random_state"])
+        clf = cls(meta["C"], meta["tfidf_weight"], meta["anchor_weight"], meta["max_features"], meta["random_state"])
+        clf.anchors_ = arrays["anchors"]
         clf.coef_ = arrays["coef"]
         clf.intercept_ = arrays["intercept"]
         clf.thresholds_ = arrays["thresholds"]
@@ -121,11 +130,12 @@ class ThemeClassifier:
         if meta["vocabulary"] is not None:
             clf.vectorizer_ = _tfidf(vocabulary=meta["vocabulary"])
             clf.vectorizer_.idf_ = arrays["idf"]
-        width = 0 if clf.vectorizer_ is None else len(meta["vocabulary"])
-        if clf.coef_.ndim != 2 or len(clf.intercept_) != len(clf.coef_) or len(clf.thresholds_) != len(clf.coef_):
+        words = 0 if clf.vectorizer_ is None else len(meta["vocabulary"])
+        k_count = len(clf.coef_)
+        if (clf.coef_.ndim != 2 or clf.anchors_.ndim != 2 or len(clf.anchors_) != k_count
+                or len(clf.intercept_) != k_count or len(clf.thresholds_) != k_count
+                or clf.coef_.shape[1] != clf.anchors_.shape[1] + k_count + words):
             raise ValueError("classifier arrays do not fit together")
-        if clf.vectorizer_ is not None and clf.coef_.shape[1] <= width:
-            raise ValueError("classifier weights do not match its vocabulary")
         return clf
 
 

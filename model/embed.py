@@ -214,3 +214,14 @@ def embed_texts(texts: Sequence[str], embedder: Embedder, cache: EmbeddingCache 
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     return np.vstack(out).astype(np.float32)
+
+
+class CachedEmbedder:
+    """Wraps an embedder so every encode goes through the cache (benchmarks re-tag texts they trained on)."""
+
+    def __init__(self, embedder: Embedder, cache: EmbeddingCache):
+        self.inner, self.cache = embedder, cache
+        self.id, self.spec, self.max_words = embedder.id, embedder.spec, embedder.max_words
+
+    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        return embed_texts(list(texts), self.inner, self.cache, show_progress)

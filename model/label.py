@@ -9,6 +9,7 @@
 3. A cluster carries a theme when at least half its paragraphs do (or 30% with the theme's keywords among the
    cluster's top keywords). Clustered paragraphs take their cluster's themes; unclustered ones keep their own.
 4. Training keeps only the confident cells: the cluster and the paragraph agree, and the vote is clear.
+   The theme file's own texts (label, description, examples) join the training set as labelled rows.
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ from .cluster import OUTLIER, ClusterInfo
 from .themes import Theme
 
 
+MIN_CLEAR_POSITIVES = 10
+
+
 @dataclass
 class PseudoLabels:
     targets: np.ndarray      # (n, K) bool: the theme labels the classifier learns
     mask: np.ndarray         # (n, K) bool: the confident cells it trains on
     similarity: np.ndarray   # (n, K) cosine to the refined anchors
     probability: np.ndarray  # (n, K) the mixture's probability that the paragraph is about the theme
+    anchors: np.ndarray      # (K, dim) the refined theme anchors
 
 
 def anchors(theme_prompt_embeddings: list[np.ndarray]) -> np.ndarray:
@@ -82,7 +87,8 @@ def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor:
           clusters: np.ndarray, infos: list[ClusterInfo], seed: int = 0) -> PseudoLabels:
     """Pseudo-labels for every paragraph; fills each ClusterInfo's themes and reasons."""
     n, k_count = len(texts), len(themes)
-    sim = embeddings @ refine_anchors(embeddings, anchor).T
+    refined = refine_anchors(embeddings, anchor)
+    sim = embeddings @ refined.T
     prob = np.column_stack([_mixture_probability(sim[:, k], seed) for k in range(k_count)])
     hits = keyword_hits(texts, themes)
     rank = np.argsort(np.argsort(-sim, axis=1), axis=1)  # 0 = the paragraph's closest theme
@@ -109,5 +115,9 @@ def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor:
                 info.reasons[theme.id] = "not given: only " + why
         targets[idx] = np.array([t.id in info.themes for t in themes])
         clear[idx] = (share >= 0.7) | (share <= 0.3)
-    mask = (targets == own) & clear
-    return PseudoLabels(targets, mask, sim, prob)
+    agree = targets == own
+    mask = agree & clear
+    # On a small corpus few cells are clear-cut; a theme with too few clear positives learns from agreement alone.
+    thin = (mask & targets).sum(axis=0) < MIN_CLEAR_POSITIVES
+    mask[:, thin] = agree[:, thin]
+    return PseudoLabels(targets, mask, sim, prob, refined)

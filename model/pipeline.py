@@ -80,15 +80,21 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
         raise UserInputError("no paragraphs left after cleaning the corpus")
     log.info("%d articles -> %d paragraphs", len(articles), len(texts))
     embeddings = stages.run("embed", embed_texts, texts, embedder, cache, progress)
-    theme_vectors = stages.run("embed", lambda: anchors([embedder.encode(t.prompts()) for t in theme_list]))
+    prompt_vectors = stages.run("embed", lambda: [embedder.encode(t.prompts()) for t in theme_list])
 
     reduced = stages.run("reduce", clustering.reduce, embeddings, seed, reducer_model)
     labels = stages.run("cluster", clustering.cluster, reduced, clusterer, seed, clusterer_model)
     infos = stages.run("describe", clustering.describe, texts, embeddings, labels)
-    pseudo = stages.run("label", label, embeddings, texts, theme_list, theme_vectors, labels, infos, seed)
+    pseudo = stages.run("label", label, embeddings, texts, theme_list, anchors(prompt_vectors), labels, infos, seed)
 
+    # The theme file's own texts are labelled examples too: they keep a small corpus's classifier on course.
+    prompt_texts = [p for t in theme_list for p in t.prompts()]
+    prompt_targets = np.vstack([np.eye(len(theme_list), dtype=bool)[[k] * len(v)]
+                                for k, v in enumerate(prompt_vectors)])
     head = classifier if classifier is not None else ThemeClassifier(random_state=seed)
-    head = stages.run("classifier", head.fit, embeddings, texts, pseudo.targets, pseudo.mask)
+    head = stages.run("classifier", head.fit, np.vstack([embeddings, *prompt_vectors]), texts + prompt_texts,
+                      np.vstack([pseudo.targets, prompt_targets]),
+                      np.vstack([pseudo.mask, np.ones_like(prompt_targets)]), pseudo.anchors)
 
     summary = TrainSummary(
         articles=len(articles), paragraphs=len(texts),

@@ -1,0 +1,144 @@
+"""Accuracy on real labelled news: zero-shot cosine vs our pipeline vs a supervised frozen-encoder ceiling.
+
+    python benchmarks/accuracy.py                 # AG News and BBC, described and names-only themes
+    python benchmarks/accuracy.py --sets agnews --quick
+
+Each set is trained on its texts without labels, tagged, and scored against the labels. BBC is scored per article
+from its paragraphs' scores. Embeddings go through one cache, so all three rows use identical vectors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from model import ThemeTagger, load_themes, train  # noqa: E402
+from model.corpus import Article, paragraphs_of  # noqa: E402
+from model.embed import CachedEmbedder, EmbeddingCache, default_cache_dir, embed_texts, load_embedder  # noqa: E402
+from model.label import anchors  # noqa: E402
+
+SETS = {"agnews": "agnews_test.jsonl", "bbc": "bbc_news.jsonl"}
+log = logging.getLogger("accuracy")
+
+
+def read_set(path: Path, limit: int | None) -> tuple[list[Article], list[str]]:
+    rows = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+    if limit:
+        rows = [rows[i] for i in np.random.RandomState(0).permutation(len(rows))[:limit]]
+    return [Article(str(i), r["text"]) for i, r in enumerate(rows)], [r["label"] for r in rows]
+
+
+def macro_f1(gold: list[str], pred: list[str], ids: list[str]) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(gold, pred, labels=ids, average="macro", zero_division=0))
+
+
+def run_set(name: str, articles: list[Article], gold: list[str], theme_file: Path, embedder, cache, seed: int) -> dict:
+    themes = load_themes(theme_file)
+    ids = [t.id for t in themes]
+    paragraphs = paragraphs_of(articles, embedder.max_words)
+    texts = [p.text for p in paragraphs]
+    emb = embed_texts(texts, embedder, cache, show_progress=True)
+    owner = np.array([int(p.article_id) for p in paragraphs])
+    # (a) zero-shot cosine: each paragraph against each theme's description, averaged over an article's paragraphs
+    desc = embedder.encode([t.description for t in themes])
+    sim = emb @ desc.T
+    art_sim = np.vstack([sim[owner == i].mean(axis=0) for i in range(len(articles))])
+    cos_pred = [ids[k] for k in art_sim.argmax(axis=1)]
+    # (c) ceiling: logistic regression on the true labels, 5-fold CV, over the same (article-mean) embeddings
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+
+    art_emb = np.vstack([emb[owner == i].mean(axis=0) for i in range(len(articles))])
+    ceil_pred = cross_val_predict(LogisticRegression(max_iter=3000), art_emb, gold, cv=5)
+    # (b) our pipeline, defaults, trained without labels
+    start = time.perf_counter()
+    tagger, summary = train(articles, themes, seed=seed, embedder=CachedEmbedder(embedder, cache), cache_dir=None,
+                            progress=False)
+    train_s = time.perf_counter() - start
+    results = tagger.tag_many([a.text for a in articles])
+    ours = [max(r.scores, key=r.scores.get) for r in results]
+    row = {"set": name, "themes": theme_file.name, "n": len(articles), "paragraphs": len(texts),
+           "cosine": float(np.mean(np.array(cos_pred) == np.array(gold))),
+           "ours": float(np.mean(np.array(ours) == np.array(gold))),
+           "ceiling": float(np.mean(np.array(ceil_pred) == np.array(gold))),
+           "cosine_macro_f1": macro_f1(gold, cos_pred, ids), "ours_macro_f1": macro_f1(gold, ours, ids),
+           "ceiling_macro_f1": macro_f1(gold, list(ceil_pred), ids),
+           "clusters": summary.clusters, "train_seconds_cached": round(train_s, 1),
+           "stage_seconds": {k: round(v, 2) for k, v in summary.seconds.items()}}
+    log.info("%s", row)
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    out = ["| set | themes | n | cosine (a) | ours (b) | ceiling (c) | macro-F1 a / b / c | clusters |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['set']} | {r['themes']} | {r['n']} | {r['cosine']:.3f} | **{r['ours']:.3f}** | "
+                   f"{r['ceiling']:.3f} | {r['cosine_macro_f1']:.3f} / {r['ours_macro_f1']:.3f} / "
+                   f"{r['ceiling_macro_f1']:.3f} | {r['clusters']} |")
+    return "\n".join(out)
+
+
+def write_section(path: Path, marker: str, body: str) -> None:
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    if start in text and end in text:
+        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sets", default="agnews,bbc")
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument("--embedding-model", default="all-MiniLM-L6-v2")
+    p.add_argument("--names-only", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run the names-only theme files")
+    p.add_argument("--limit", type=int, default=None, help="a random subset of each set (smoke runs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
+    p.add_argument("--json", help="also write the rows as JSON here")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("sentence_transformers", "transformers", "model", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    embedder = load_embedder(args.embedding_model, default_cache_dir())
+    cache = EmbeddingCache(default_cache_dir() / "embeddings.sqlite")
+    rows = []
+    for name in args.sets.split(","):
+        articles, gold = read_set(Path(args.data_dir) / SETS[name], args.limit)
+        variants = [name] + ([f"{name}_names"] if args.names_only else [])
+        for variant in variants:
+            rows.append(run_set(name, articles, gold, ROOT / "benchmarks" / "themes" / f"{variant}.toml",
+                                embedder, cache, args.seed))
+    print(table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    if args.write:
+        cmd = "python benchmarks/accuracy.py" + (f" --embedding-model {args.embedding_model}"
+                                                 if args.embedding_model != "all-MiniLM-L6-v2" else "")
+        body = (f"### Accuracy, embedding model `{embedder.spec}`\n\n"
+                f"Command: `{cmd}` — {date.today()}, {platform.processor() or platform.machine()}, "
+                f"Python {platform.python_version()}.\n\n{table(rows)}\n")
+        write_section(ROOT / "BENCHMARKS.md", f"accuracy-{embedder.spec.replace(':', '-')}", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Score a saved model on labelled JSONL: python evaluate.py MODEL_DIR DATA.jsonl [--json OUT]."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Per-theme precision, recall and F1, micro/macro-F1, accuracy for "
+                                "single-label data, and a confusion table.")
+    p.add_argument("model", help="a saved model folder (from train.py)")
+    p.add_argument("data", help="JSONL: `text` plus `label` (one theme id) or `labels` (a list of theme ids)")
+    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH ('-' for stdout)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from model import ThemeTagger, UserInputError
+    from model.evaluate import evaluate, format_report
+
+    try:
+        figures = evaluate(ThemeTagger.load(args.model), args.data, progress=not args.quiet)
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json == "-":
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(format_report(figures))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(figures, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
