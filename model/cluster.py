@@ -39,8 +39,9 @@ def default_clusterer(method: ClusterMethod, n: int, seed: int):
     if method == "hdbscan":
         from sklearn.cluster import HDBSCAN
 
-        # Small clusters keep themes apart on big corpora; at least 3 members so a cluster means something.
-        return HDBSCAN(min_cluster_size=max(3, min(50, n // 200 + 3)), copy=True)
+        # Small clusters keep themes apart: past ~25 members HDBSCAN can merge whole themes into a few giant
+        # clusters (AG News, 7.6k texts, min_cluster_size 41: 11 clusters, 47% purity; at 15: 108, 90%).
+        return HDBSCAN(min_cluster_size=max(3, min(15, n // 100 + 3)), copy=True)
     if method == "kmeans":
         from sklearn.cluster import KMeans
 

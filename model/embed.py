@@ -189,7 +189,7 @@ class EmbeddingCache:
 def embed_texts(texts: Sequence[str], embedder: Embedder, cache: EmbeddingCache | None = None,
                 show_progress: bool = False, chunk: int = 1024) -> np.ndarray:
     """Embed texts, reusing and filling the cache; chunks are stored as they finish, so an interrupted run loses little."""
-    if cache is None:
+    if cache is None or not texts:
         return embedder.encode(texts, show_progress=show_progress)
     keys = [EmbeddingCache.key(embedder.id, t) for t in texts]
     found = cache.get(keys)
@@ -212,7 +212,7 @@ def embed_texts(texts: Sequence[str], embedder: Embedder, cache: EmbeddingCache 
     if bar is not None:
         bar.close()
     if not texts:
-        return np.zeros((0, 0), dtype=np.float32)
+        return embedder.encode([])
     return np.vstack(out).astype(np.float32)
 
 

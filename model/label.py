@@ -113,8 +113,11 @@ def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor:
                 info.reasons[theme.id] = why
             elif share[k] >= 0.15:
                 info.reasons[theme.id] = "not given: only " + why
-        targets[idx] = np.array([t.id in info.themes for t in themes])
-        clear[idx] = (share >= 0.7) | (share <= 0.3)
+        # Only a decided cluster overrides its paragraphs; in a split one each paragraph keeps its own label.
+        decided = (share >= 0.7) | (share <= 0.3)
+        given = np.array([t.id in info.themes for t in themes])
+        targets[idx] = np.where(decided, given, own[idx])
+        clear[idx] = decided
     agree = targets == own
     mask = agree & clear
     # On a small corpus few cells are clear-cut; a theme with too few clear positives learns from agreement alone.

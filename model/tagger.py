@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import warnings
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -137,7 +138,9 @@ class ThemeTagger:
         path = Path(path)
         check_output_dir(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        # Leftovers of an interrupted save; an old copy only once a complete model stands at the path again.
+        stale_old = list(path.parent.glob(f".{path.name}.old-*")) if (path / CONFIG).is_file() else []
+        for stale in [*path.parent.glob(f".{path.name}.tmp-*"), *stale_old]:
             shutil.rmtree(stale, ignore_errors=True)
         tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
         tmp.mkdir()
@@ -163,7 +166,12 @@ class ThemeTagger:
             if path.exists():
                 old = path.parent / f".{path.name}.old-{os.getpid()}"
                 path.rename(old)
-            tmp.rename(path)
+            try:
+                tmp.rename(path)
+            except BaseException:
+                if old is not None:
+                    old.rename(path)   # put the previous model back rather than leave nothing
+                raise
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         except BaseException:
@@ -184,6 +192,8 @@ class ThemeTagger:
             raise UserInputError(f"{path} is not a complete saved model: {CONFIG} is missing")
         try:
             config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+            if not isinstance(config, dict):
+                raise ValueError(f"{CONFIG} is not a JSON object")
             if config.get("format") != FORMAT:
                 raise ValueError(f"{CONFIG} is not a {FORMAT} config")
             if config.get("format_version", 0) > FORMAT_VERSION:
@@ -196,8 +206,8 @@ class ThemeTagger:
             classifier = ThemeClassifier.from_arrays(arrays, meta)
             if len(classifier.coef_) != len(themes):
                 raise ValueError(f"{len(themes)} themes but {len(classifier.coef_)} classifier rows")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UserInputError(f"saved model at {path} is damaged: {exc}") from None
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            raise UserInputError(f"saved model at {path} is damaged: {exc.__class__.__name__}: {exc}") from None
         _warn_on_version_change(config.get("versions", {}))
         if embedder is None:
             spec = config["embedding_model"]

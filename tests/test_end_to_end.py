@@ -1,0 +1,130 @@
+"""End to end with the REAL bundled embedding model: train on seeds/, save, load offline, tag new articles.
+
+Marked slow (deselect with `-m "not slow"`), but part of the default run."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import model
+from model import ThemeTagger
+from model.embed import BUNDLED, SentenceTransformerEmbedder
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+
+RURAL = ("Villagers in the hill county now sell their apples, walnuts and honey online. "
+         "Each village has an e-commerce service station where young staff help farmers open online shops "
+         "and photograph their produce. "
+         "A courier van collects the parcels every afternoon and takes them to the county logistics centre. "
+         "Farmers say buyers in faraway cities pay more for these local specialties than the town market ever did.")
+CITY = ("The city has fitted sensors to its traffic lights and bus stops, and a central data platform now changes "
+        "the signal timing as congestion builds. "
+        "Drivers are guided to free parking spaces through a mobile app. "
+        "Residents can renew permits, pay water bills and book clinic appointments online from the same app. "
+        "City managers use the data to plan new bus routes and decide which roads to repair first.")
+ARTICLES = [RURAL, CITY]
+
+
+def scores(tagger: ThemeTagger, texts=ARTICLES) -> np.ndarray:
+    return np.array([[r.scores[t] for t in tagger.themes] for r in tagger.tag_many(texts)])
+
+
+def describe(result) -> str:
+    return "themes=%s scores={%s}" % (result.themes, ", ".join(f"{k}: {v:.3f}" for k, v in result.scores.items()))
+
+
+class NetworkUsed(AssertionError):
+    pass
+
+
+def _no_network(*args, **kwargs):
+    raise NetworkUsed("the bundled model tried to use the network")
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    """Train on the seed articles once for the module; the model folder and the in-memory tagger."""
+    tmp = tmp_path_factory.mktemp("real")
+    out = tmp / "model"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        tagger, summary = model.train(SEEDS, SEEDS / "themes.toml", out=out, cache_dir=tmp / "cache",
+                                      progress=False)
+    return tagger, summary, out
+
+
+@pytest.fixture(scope="module")
+def loaded(real, tmp_path_factory):
+    """The saved model, loaded with its own (real) embedder while every network call fails."""
+    _, _, out = real
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        mp.setenv("HF_HOME", str(tmp_path_factory.mktemp("empty-hf-home")))
+        mp.setattr(socket.socket, "connect", _no_network)
+        mp.setattr(socket.socket, "connect_ex", _no_network)
+        mp.setattr(socket, "create_connection", _no_network)
+        mp.setattr(socket, "getaddrinfo", _no_network)
+        tagger = ThemeTagger.load(out)
+        results = tagger.tag_many(ARTICLES)   # tagging runs offline too
+    return tagger, results
+
+
+def test_training_on_the_seeds(real) -> None:
+    tagger, summary, out = real
+    assert summary.articles == 5
+    assert summary.paragraphs > 5 and summary.clusters >= 1
+    assert summary.embedding_model == BUNDLED
+    assert tagger.themes == ["rural_ecommerce", "cloud_big_data", "poverty_alleviation", "smart_city"]
+    assert (out / "clusters.md").is_file()
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config["embedding_model"]["spec"] == BUNDLED
+    assert config["embedding_model"]["kind"] == "sentence-transformers"
+
+
+def test_real_model_loads_offline(loaded, monkeypatch) -> None:
+    tagger, results = loaded
+    assert isinstance(tagger.embedder, SentenceTransformerEmbedder)
+    assert tagger.embedder.spec == BUNDLED
+    assert len(results) == 2 and all(set(r.scores) == set(tagger.themes) for r in results)
+    # And again, from a fresh embedder, with the offline switch set by the test itself.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(socket, "create_connection", _no_network)
+    monkeypatch.setattr(socket.socket, "connect", _no_network)
+    embedder = SentenceTransformerEmbedder(BUNDLED)
+    vectors = embedder.encode(["Farmers sell honey online."])
+    assert vectors.shape[0] == 1 and np.linalg.norm(vectors[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_rural_ecommerce_article(loaded) -> None:
+    _, (rural, _) = loaded
+    assert rural.themes[:1] == ["rural_ecommerce"], describe(rural)
+
+
+def test_smart_city_article(loaded) -> None:
+    _, (_, city) = loaded
+    assert city.themes[:1] == ["smart_city"], describe(city)
+
+
+def test_round_trip_gives_identical_scores(real, loaded) -> None:
+    trained, _, _ = real
+    tagger, _ = loaded
+    assert tagger.thresholds == trained.thresholds
+    np.testing.assert_array_equal(scores(tagger), scores(trained))
+
+
+def test_tag_many_matches_tag_with_the_real_model(loaded) -> None:
+    tagger, results = loaded
+    for text, many in zip(ARTICLES, results):
+        one = tagger.tag(text)
+        assert one.themes == many.themes
+        assert one.scores == pytest.approx(many.scores, abs=1e-4)

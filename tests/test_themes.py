@@ -1,0 +1,120 @@
+"""Tests for model.themes: the default theme file, and one clear UserInputError per kind of mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from model import Theme, UserInputError, load_themes, parse_themes
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_THEMES = ROOT / "seeds" / "themes.toml"
+
+
+def test_default_theme_file_ids_in_order() -> None:
+    themes = load_themes(DEFAULT_THEMES)
+    assert [t.id for t in themes] == ["rural_ecommerce", "cloud_big_data", "poverty_alleviation", "smart_city"]
+
+
+def test_default_theme_file_fields_are_filled() -> None:
+    for theme in load_themes(DEFAULT_THEMES):
+        assert isinstance(theme, Theme)
+        assert theme.label.strip() and theme.description.strip()
+        assert theme.keywords and all(isinstance(k, str) and k.strip() for k in theme.keywords)
+        # Every text that stands for the theme reaches the embedder.
+        prompts = theme.prompts()
+        assert theme.label in prompts and theme.description in prompts
+        assert all(example in prompts for example in theme.examples)
+        assert any(theme.keywords[0] in p for p in prompts)
+
+
+def test_optional_fields_have_defaults_and_whitespace_is_trimmed() -> None:
+    (theme,) = parse_themes('[space_travel]\ndescription = "  Rockets and the people who fly them.  "\n')
+    assert theme.id == "space_travel"
+    assert theme.label == "space travel"
+    assert theme.description == "Rockets and the people who fly them."
+    assert theme.keywords == () and theme.examples == ()
+    assert theme.prompts() == ["space travel", "Rockets and the people who fly them."]
+
+
+def test_theme_dict_round_trip() -> None:
+    for theme in load_themes(DEFAULT_THEMES):
+        assert Theme.from_dict(theme.to_dict()) == theme
+
+
+def test_file_with_bom_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "themes.toml"
+    path.write_bytes("\ufeff[a]\ndescription = \"About a.\"\n".encode("utf-8"))
+    assert [t.id for t in load_themes(path)] == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param('[a]\nlabel = "A"\n', r"\[a\].*missing `description`", id="missing-description"),
+        pytest.param('[a]\ndescription = ""\n', r"\[a\].*missing `description`", id="empty-description"),
+        pytest.param('[a]\ndescription = "   "\n', r"\[a\].*missing `description`", id="blank-description"),
+        pytest.param('[a]\ndescription = 3\n', r"\[a\].*missing `description`", id="description-not-text"),
+        pytest.param('[a]\ndescription = "A."\n\n[b]\ndescription = "B."\n\n[a]\ndescription = "again"\n',
+                     r"not valid TOML.*twice.*may appear only once", id="duplicate-id"),
+        pytest.param('[""]\ndescription = "Nameless."\n', r"empty id", id="empty-id"),
+        pytest.param('["  "]\ndescription = "Blank."\n', r"empty id", id="blank-id"),
+        pytest.param('[" padded "]\ndescription = "Padded."\n', r"may not start or end with spaces", id="padded-id"),
+        pytest.param('[a]\ndescription = "A."\nkeyword = ["x"]\n',
+                     r"\[a\].*unknown key\(s\) keyword; allowed: description, examples, keywords, label",
+                     id="unknown-key"),
+        pytest.param('[a]\ndescription = "A."\nkeywords = "farm, shop"\n',
+                     r"\[a\].*`keywords` must be a list of non-empty strings", id="keywords-not-list"),
+        pytest.param('[a]\ndescription = "A."\nkeywords = ["farm", 3]\n',
+                     r"\[a\].*`keywords` must be a list of non-empty strings", id="keywords-not-strings"),
+        pytest.param('[a]\ndescription = "A."\nkeywords = ["farm", " "]\n',
+                     r"\[a\].*`keywords` must be a list of non-empty strings", id="keywords-blank-string"),
+        pytest.param('[a]\ndescription = "A."\nexamples = [1]\n',
+                     r"\[a\].*`examples` must be a list of non-empty strings", id="examples-not-strings"),
+        pytest.param('[a]\ndescription = "A."\nlabel = ""\n', r"\[a\].*`label` must be a non-empty string",
+                     id="empty-label"),
+        pytest.param('description = "not in a table"\n', r"must be a table", id="not-a-table"),
+        pytest.param("", r"defines no themes", id="empty-file"),
+        pytest.param("# only a comment\n\n", r"defines no themes", id="comments-only"),
+        pytest.param('[a]\ndescription = "unterminated\n', r"not valid TOML", id="invalid-toml"),
+        pytest.param("[a\ndescription = 'x'\n", r"not valid TOML", id="invalid-header"),
+    ],
+)
+def test_mistakes_give_user_input_error(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "themes.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(UserInputError, match=message) as info:
+        load_themes(path)
+    msg = str(info.value)
+    assert str(path) in msg, "the message should name the file"
+    assert "\n" not in msg, "the message is shown as one line"
+
+
+def test_first_problem_is_reported_after_good_themes() -> None:
+    text = '[good]\ndescription = "Fine."\n\n[bad]\nlabel = "No description"\n'
+    with pytest.raises(UserInputError, match=r"\[bad\].*missing `description`"):
+        parse_themes(text)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match=r"theme file .*nope\.toml does not exist"):
+        load_themes(tmp_path / "nope.toml")
+
+
+def test_folder_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match=r"does not exist"):
+        load_themes(tmp_path)
+
+
+def test_non_utf8_file(tmp_path: Path) -> None:
+    path = tmp_path / "themes.toml"
+    path.write_bytes('[caf\u00e9]\ndescription = "x"\n'.encode("latin-1"))
+    with pytest.raises(UserInputError, match=r"not a UTF-8 text file"):
+        load_themes(path)
+
+
+def test_user_input_error_is_a_value_error() -> None:
+    # Library users can catch it as a ValueError; the CLI catches it by name.
+    with pytest.raises(ValueError):
+        parse_themes("")
