@@ -132,6 +132,10 @@ def default_cache_dir() -> Path:
 def load_embedder(spec: str = BUNDLED, cache_dir: Path | None = None) -> Embedder:
     """`static` or `static:<model>` distils a fast model2vec embedder; anything else is a sentence-transformer."""
     if spec == "static" or spec.startswith("static:"):
+        try:
+            import model2vec  # noqa: F401
+        except ImportError:
+            raise UserInputError("the static embedder needs model2vec: pip install -e '.[fast]'") from None
         teacher = spec.partition(":")[2] or BUNDLED
         return StaticEmbedder.distill(teacher, cache_dir=cache_dir if cache_dir else default_cache_dir())
     return SentenceTransformerEmbedder(spec)
