@@ -28,7 +28,7 @@ class ThemeClassifier:
     can lean on the theme file cheaply); and TF-IDF of the words (scaled by tfidf_weight; 0 turns them off).
     C: inverse regularisation of each logistic regression. max_features: the TF-IDF vocabulary size."""
 
-    def __init__(self, C: float = 0.3, tfidf_weight: float = 2.0, anchor_weight: float = 10.0,
+    def __init__(self, C: float = 3.0, tfidf_weight: float = 2.0, anchor_weight: float = 3.0,
                  max_features: int = 50_000, threshold_beta: float = 1.0, random_state: int = 0):
         self.C = C
         self.threshold_beta = threshold_beta

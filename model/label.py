@@ -25,6 +25,7 @@ from .themes import Theme
 
 
 MIN_CLEAR_POSITIVES = 10
+SECOND_THEME_MARGIN = 0.05
 
 
 @dataclass
@@ -92,7 +93,8 @@ def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor:
     prob = np.column_stack([_mixture_probability(sim[:, k], seed) for k in range(k_count)])
     hits = keyword_hits(texts, themes)
     rank = np.argsort(np.argsort(-sim, axis=1), axis=1)  # 0 = the paragraph's closest theme
-    own = ((prob >= 0.5) | (hits & (prob >= 0.2))) & (rank < 2)
+    near_top = sim >= sim.max(axis=1, keepdims=True) - SECOND_THEME_MARGIN
+    own = ((prob >= 0.5) | (hits & (prob >= 0.2))) & (rank < 2) & near_top
 
     targets = own.copy()
     clear = (prob >= 0.9) | (prob <= 0.1)
