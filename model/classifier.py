@@ -8,6 +8,7 @@ import logging
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -21,7 +22,7 @@ def _tfidf(vocabulary=None, min_df: int = 1, max_features: int | None = None) ->
                            vocabulary=vocabulary, dtype=np.float32)
 
 
-class ThemeClassifier:
+class ThemeClassifier(BaseEstimator):
     """Scores in [0, 1] for every theme; `thresholds_` turns them into themes.
 
     Features: the embedding; its cosine to each theme's anchor (scaled by anchor_weight, so that a small corpus

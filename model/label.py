@@ -5,11 +5,14 @@
    one-line description to the corpus's own wording.
 2. For each theme, a two-component Gaussian mixture over all paragraphs' similarities to its anchor separates
    "about this theme" from the rest, so each theme gets its own calibrated cut and a paragraph may pass several
-   cuts or none. A theme must also be among a paragraph's two closest, and a keyword hit lowers the bar.
+   cuts or none. A theme must also be among a paragraph's two closest and within 0.05 of the closest, and a
+   keyword hit lowers the bar.
 3. A cluster carries a theme when at least half its paragraphs do (or 30% with the theme's keywords among the
    cluster's top keywords). Clustered paragraphs take their cluster's themes; unclustered ones keep their own.
 4. Training keeps only the confident cells: the cluster and the paragraph agree, and the vote is clear.
    The theme file's own texts (label, description, examples) join the training set as labelled rows.
+5. Self-training: the first classifier scores every paragraph, the same cluster vote runs over its labels,
+   and a second classifier learns from those (AG News 0.856 -> 0.860; BBC unchanged).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from .themes import Theme
 
 
 MIN_CLEAR_POSITIVES = 10
-SECOND_THEME_MARGIN = 0.05
+SECOND_THEME_MARGIN = 0.05   # cosine: a second theme must be nearly as close as the first
+SECOND_THEME_RATIO = 0.8     # classifier score: the same, when self-training
 
 
 @dataclass
@@ -96,18 +100,37 @@ def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor:
     near_top = sim >= sim.max(axis=1, keepdims=True) - SECOND_THEME_MARGIN
     own = ((prob >= 0.5) | (hits & (prob >= 0.2))) & (rank < 2) & near_top
 
-    targets = own.copy()
     clear = (prob >= 0.9) | (prob <= 0.1)
+    return cluster_vote(own, clear, clusters, infos, themes, sim, prob, refined, "match the theme")
+
+
+def relabel(scores: np.ndarray, thresholds: np.ndarray, clusters: np.ndarray, infos: list[ClusterInfo],
+            themes: list[Theme], previous: PseudoLabels) -> PseudoLabels:
+    """Self-training: the same cluster vote, over the labels the first classifier gives every paragraph."""
+    rank = np.argsort(np.argsort(-scores, axis=1), axis=1)
+    own = (scores >= thresholds) & (rank < 2) & (scores >= SECOND_THEME_RATIO * scores.max(axis=1, keepdims=True))
+    clear = (scores >= 0.8) | (scores <= 0.2)
+    return cluster_vote(own, clear, clusters, infos, themes, previous.similarity, previous.probability,
+                        previous.anchors, "score past the theme's threshold")
+
+
+def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos: list[ClusterInfo],
+                 themes: list[Theme], sim: np.ndarray, prob: np.ndarray, refined: np.ndarray,
+                 evidence: str) -> PseudoLabels:
+    """Give each cluster the themes most of its paragraphs carry, and keep the cells where all agree."""
+    targets = own.copy()
+    clear = clear.copy()
     for info in infos:
         idx = np.flatnonzero(clusters == info.id)
         if info.id == OUTLIER:
             continue
+        info.themes, info.reasons = [], {}
         share = own[idx].mean(axis=0)
         cluster_words = " ".join(info.keywords).lower()
         for k, theme in enumerate(themes):
             matched = [w for w in theme.keywords if w.lower() in cluster_words]
             given = share[k] >= 0.5 or (share[k] >= 0.3 and bool(matched))
-            why = f"{share[k]:.0%} of its paragraphs match (mean similarity {sim[idx, k].mean():.2f})"
+            why = f"{share[k]:.0%} of its paragraphs {evidence} (mean similarity {sim[idx, k].mean():.2f})"
             if matched:
                 why += f"; theme keywords among its top words: {', '.join(matched[:5])}"
             if given:

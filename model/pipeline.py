@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import clone
 
 from . import cluster as clustering
 from .classifier import ThemeClassifier
 from .corpus import Article, paragraphs_of, read_corpus
 from .embed import BUNDLED, EmbeddingCache, Embedder, default_cache_dir, embed_texts, load_embedder
-from .label import anchors, label
+from .label import anchors, label, relabel
 from .report import cluster_report
 from .tagger import ThemeTagger, check_output_dir
 from .themes import Theme, load_themes
@@ -52,12 +53,13 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
           seed: int = 0, embedding_model: str = BUNDLED, clusterer: str = "hdbscan",
           cache_dir: str | Path | None = "default", embedder: Embedder | None = None,
           reducer_model=None, clusterer_model=None, classifier: ThemeClassifier | None = None,
-          progress: bool = True) -> tuple[ThemeTagger, TrainSummary]:
+          self_training_rounds: int = 1, progress: bool = True) -> tuple[ThemeTagger, TrainSummary]:
     """Train a ThemeTagger from a corpus and a theme file; save it to `out` if given.
 
     cache_dir: where embeddings are kept between runs ("default": ~/.cache/theme-tagger; None: no cache).
     embedder / reducer_model / clusterer_model / classifier: swap in your own stages (any object with
-    encode / fit_transform / fit_predict, or a configured ThemeClassifier)."""
+    encode / fit_transform / fit_predict, or a configured ThemeClassifier, cloned for each fit).
+    self_training_rounds: relabel with the classifier's own scores and retrain this many times."""
     if clusterer not in clustering.CLUSTER_METHODS:
         from .errors import UserInputError
 
@@ -91,10 +93,18 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     prompt_texts = [p for t in theme_list for p in t.prompts()]
     prompt_targets = np.vstack([np.eye(len(theme_list), dtype=bool)[[k] * len(v)]
                                 for k, v in enumerate(prompt_vectors)])
-    head = classifier if classifier is not None else ThemeClassifier(random_state=seed)
-    head = stages.run("classifier", head.fit, np.vstack([embeddings, *prompt_vectors]), texts + prompt_texts,
-                      np.vstack([pseudo.targets, prompt_targets]),
-                      np.vstack([pseudo.mask, np.ones_like(prompt_targets)]), pseudo.anchors)
+    template = classifier if classifier is not None else ThemeClassifier(random_state=seed)
+    train_x = np.vstack([embeddings, *prompt_vectors])
+
+    def fit(labels):
+        return clone(template).fit(train_x, texts + prompt_texts, np.vstack([labels.targets, prompt_targets]),
+                                   np.vstack([labels.mask, np.ones_like(prompt_targets)]), labels.anchors)
+
+    head = stages.run("classifier", fit, pseudo)
+    for _ in range(self_training_rounds):
+        scores = head.predict_proba(embeddings, texts)
+        pseudo = stages.run("label", relabel, scores, head.thresholds_, labels, infos, theme_list, pseudo)
+        head = stages.run("classifier", fit, pseudo)
 
     summary = TrainSummary(
         articles=len(articles), paragraphs=len(texts),

@@ -225,8 +225,10 @@ def test_custom_classifier_is_used(synthetic, fake_embedder) -> None:
     head = model.classifier.ThemeClassifier(C=0.5, tfidf_weight=0.0, random_state=0)
     tagger, _ = model.train(synthetic.corpus_dir, synthetic.themes_path, embedder=fake_embedder,
                             cache_dir=None, progress=False, classifier=head)
-    assert tagger.classifier is head
-    assert head.vectorizer_ is None  # tfidf_weight=0: no word features
+    # Like scikit-learn's meta-estimators, train() fits clones: the settings carry over, the caller's object stays unfitted.
+    assert tagger.classifier.get_params() == head.get_params()
+    assert not hasattr(head, "coef_")
+    assert tagger.classifier.vectorizer_ is None  # tfidf_weight=0: no word features
     assert accuracy(tagger, synthetic.heldout) >= 0.7
 
 
