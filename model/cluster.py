@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
 log = logging.getLogger(__name__)
@@ -16,6 +17,10 @@ log = logging.getLogger(__name__)
 ClusterMethod = Literal["hdbscan", "kmeans"]
 CLUSTER_METHODS = ("hdbscan", "kmeans")
 OUTLIER = -1
+# UMAP and the clusterer see at most this many paragraphs; the rest join their nearest sampled one's cluster.
+# Beyond tens of thousands UMAP's time and memory grow fast. Not lower: fitted on 5,000 of AG News's 7,600 texts
+# accuracy fell 0.863 -> 0.856, and on 3,000 of BBC's 10.9k paragraphs HDBSCAN found 18 clusters (0.958 -> 0.929).
+MAX_FIT = 20_000
 
 
 @dataclass
@@ -72,22 +77,53 @@ def cluster(reduced: np.ndarray, method: ClusterMethod = "hdbscan", seed: int = 
     return labels
 
 
+def fit_sample(n: int, max_fit: int | None, seed: int) -> np.ndarray:
+    """Which paragraphs UMAP and the clusterer are fitted on: all, or a seeded sample of max_fit."""
+    if max_fit is None or n <= max_fit:
+        return np.arange(n)
+    return np.sort(np.random.RandomState(seed).choice(n, max_fit, replace=False))
+
+
+def assign_to_nearest(embeddings: np.ndarray, sample: np.ndarray, sample_labels: np.ndarray,
+                      chunk: int = 4096) -> np.ndarray:
+    """Every paragraph takes the cluster of its most similar sampled paragraph (cosine, unit vectors)."""
+    labels = np.empty(len(embeddings), dtype=int)
+    ref = embeddings[sample]
+    for start in range(0, len(embeddings), chunk):
+        nearest = (embeddings[start:start + chunk] @ ref.T).argmax(axis=1)
+        labels[start:start + chunk] = sample_labels[nearest]
+    labels[sample] = sample_labels
+    return labels
+
+
 def keywords_per_cluster(texts: list[str], labels: np.ndarray, top: int = 10) -> dict[int, list[str]]:
-    """Class-based TF-IDF: a term's frequency in the cluster, weighted by how rare it is across clusters."""
+    """Class-based TF-IDF: a term's frequency in the cluster, weighted by how rare it is across clusters.
+
+    Kept sparse: a dense clusters x terms matrix over unigrams and bigrams took 3.9 GB at 20k paragraphs."""
     ids = sorted(set(labels.tolist()))
     if not texts:
         return {}
-    vec = CountVectorizer(stop_words="english", ngram_range=(1, 2), min_df=1, token_pattern=r"(?u)\b[a-zA-Z][\w-]+\b")
+    vec = CountVectorizer(stop_words="english", ngram_range=(1, 2), min_df=2 if len(texts) >= 50 else 1,
+                          token_pattern=r"(?u)\b[a-zA-Z][\w-]+\b", dtype=np.float32)
     try:
         counts = vec.fit_transform(texts)
     except ValueError:  # nothing but stop words
         return {c: [] for c in ids}
-    terms = np.array(vec.get_feature_names_out())
-    per_class = np.vstack([np.asarray(counts[labels == c].sum(axis=0)).ravel() for c in ids]).astype(float)
-    tf = per_class / np.maximum(per_class.sum(axis=1, keepdims=True), 1)
-    avg_words = per_class.sum() / len(ids)
-    ctfidf = tf * np.log1p(avg_words / np.maximum(per_class.sum(axis=0), 1))
-    return {c: [terms[j] for j in np.argsort(-ctfidf[i])[:top] if ctfidf[i, j] > 0] for i, c in enumerate(ids)}
+    terms = vec.get_feature_names_out()
+    row_of = {c: i for i, c in enumerate(ids)}
+    membership = sp.csr_matrix((np.ones(len(labels), dtype=np.float32),
+                                ([row_of[c] for c in labels.tolist()], np.arange(len(labels)))),
+                               shape=(len(ids), len(labels)))
+    per_class = (membership @ counts).tocsr()                     # clusters x terms, summed counts
+    sizes = np.asarray(per_class.sum(axis=1)).ravel()
+    idf = np.log1p(sizes.sum() / len(ids) / np.maximum(np.asarray(per_class.sum(axis=0)).ravel(), 1))
+    out = {}
+    for i, c in enumerate(ids):
+        row = per_class.getrow(i)
+        weights = row.data / max(sizes[i], 1) * idf[row.indices]
+        best = np.argsort(-weights)[:top]
+        out[c] = [terms[row.indices[j]] for j in best if weights[j] > 0]
+    return out
 
 
 def describe(texts: list[str], embeddings: np.ndarray, labels: np.ndarray, n_typical: int = 3) -> list[ClusterInfo]:

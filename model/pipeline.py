@@ -53,13 +53,16 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
           seed: int = 0, embedding_model: str = BUNDLED, clusterer: str = "hdbscan",
           cache_dir: str | Path | None = "default", embedder: Embedder | None = None,
           reducer_model=None, clusterer_model=None, classifier: ThemeClassifier | None = None,
-          self_training_rounds: int = 1, progress: bool = True) -> tuple[ThemeTagger, TrainSummary]:
+          self_training_rounds: int = 1, max_fit: int | None = clustering.MAX_FIT,
+          progress: bool = True) -> tuple[ThemeTagger, TrainSummary]:
     """Train a ThemeTagger from a corpus and a theme file; save it to `out` if given.
 
     cache_dir: where embeddings are kept between runs ("default": ~/.cache/theme-tagger; None: no cache).
     embedder / reducer_model / clusterer_model / classifier: swap in your own stages (any object with
     encode / fit_transform / fit_predict, or a configured ThemeClassifier, cloned for each fit).
-    self_training_rounds: relabel with the classifier's own scores and retrain this many times."""
+    self_training_rounds: relabel with the classifier's own scores and retrain this many times.
+    max_fit: fit UMAP and the clusterer on at most this many paragraphs (None: all); the rest take the cluster
+    of their most similar fitted paragraph."""
     if clusterer not in clustering.CLUSTER_METHODS:
         from .errors import UserInputError
 
@@ -84,8 +87,11 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     embeddings = stages.run("embed", embed_texts, texts, embedder, cache, progress)
     prompt_vectors = stages.run("embed", lambda: [embedder.encode(t.prompts()) for t in theme_list])
 
-    reduced = stages.run("reduce", clustering.reduce, embeddings, seed, reducer_model)
+    sample = clustering.fit_sample(len(embeddings), max_fit, seed)
+    reduced = stages.run("reduce", clustering.reduce, embeddings[sample], seed, reducer_model)
     labels = stages.run("cluster", clustering.cluster, reduced, clusterer, seed, clusterer_model)
+    if len(sample) < len(embeddings):
+        labels = stages.run("cluster", clustering.assign_to_nearest, embeddings, sample, labels)
     infos = stages.run("describe", clustering.describe, texts, embeddings, labels)
     pseudo = stages.run("label", label, embeddings, texts, theme_list, anchors(prompt_vectors), labels, infos, seed)
 

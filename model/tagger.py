@@ -83,8 +83,11 @@ class ThemeTagger:
             raise TypeError(f"tag() takes one article as a str, got {type(text).__name__}; use tag_many() for several")
         return next(self._tag_stream([text], batch_size=1, progress=False))
 
-    def tag_many(self, texts: Iterable[str], batch_size: int = 64, progress: bool = False):
-        """Tag many articles, in order, embedding their paragraphs in batches.
+    def tag_many(self, texts: Iterable[str], batch_size: int = 256, progress: bool = False):
+        """Tag many articles, in order, embedding the paragraphs of `batch_size` articles at a time.
+
+        Larger batches pad better (the encoder sorts a batch by length): 64 articles ran at 0.87x a raw encode of
+        the same paragraphs, one batch of all at 0.97x.
 
         A list or tuple gives a list back. Any other iterable (a generator, a file) gives a lazy iterator back, so
         memory stays flat however many articles stream through."""

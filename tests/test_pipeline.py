@@ -353,3 +353,20 @@ def test_cache_row_with_wrong_length_is_ignored(fake_embedder, tmp_path) -> None
     out = embed_texts(TEXTS, emb, EmbeddingCache(path))
     assert sorted(emb.encoded) == sorted([TEXTS[1], TEXTS[2]])
     np.testing.assert_array_equal(out, fake_embedder.encode(TEXTS))
+
+
+def test_large_corpus_clusters_a_sample_and_assigns_the_rest(synthetic, fake_embedder) -> None:
+    # max_fit below the corpus size: UMAP and the clusterer see a sample, every paragraph still gets a cluster.
+    seen = {}
+
+    class SpyKMeans(KMeans):
+        def fit_predict(self, X, y=None, sample_weight=None):
+            seen["fitted_rows"] = len(X)
+            return super().fit_predict(X)
+
+    tagger, summary = model.train(synthetic.corpus_dir, synthetic.themes_path, embedder=fake_embedder,
+                                  cache_dir=None, progress=False, max_fit=40,
+                                  clusterer_model=SpyKMeans(n_clusters=3, n_init=3, random_state=0))
+    assert seen["fitted_rows"] == 40 < summary.paragraphs
+    assert summary.clusters == 3
+    assert accuracy(tagger, synthetic.heldout) >= 0.7
