@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2), encoding="utf-8")
     if args.write:
-        cmd = "python benchmarks/accuracy.py" + (f" --embedding-model {args.embedding_model}"
-                                                 if args.embedding_model != "all-MiniLM-L6-v2" else "")
+        cmd = "python benchmarks/accuracy.py --write" + (f" --embedding-model {args.embedding_model}"
+                                                         if args.embedding_model != "all-MiniLM-L6-v2" else "")
         body = (f"### Accuracy, embedding model `{embedder.spec}`\n\n"
                 f"Command: `{cmd}` — {date.today()}, {platform.processor() or platform.machine()}, "
                 f"Python {platform.python_version()}.\n\n{table(rows)}\n")

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,8 +84,8 @@ def _unix_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _read_jsonl(path: Path) -> list[Article]:
-    articles = []
+def jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; every object must have a string "text"."""
     for n, line in enumerate(_read_text(path).split("\n"), 1):
         if not line.strip():
             continue
@@ -94,6 +95,12 @@ def _read_jsonl(path: Path) -> list[Article]:
             raise UserInputError(f"{path}, line {n}: invalid JSON ({exc.msg})") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
             raise UserInputError(f'{path}, line {n}: expected a JSON object with a string "text" field')
+        yield n, obj
+
+
+def _read_jsonl(path: Path) -> list[Article]:
+    articles = []
+    for n, obj in jsonl_rows(path):
         ident = obj.get("id")
         ident = f"line-{n}" if ident is None or str(ident) == "" else str(ident)
         articles.append(Article(ident, _unix_newlines(obj["text"])))

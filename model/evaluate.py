@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
+from .corpus import jsonl_rows
 from .errors import UserInputError
 
 NONE = "(none)"
@@ -27,30 +27,21 @@ def read_labelled(path: str | Path, theme_ids: list[str]) -> LabelledSet:
         raise UserInputError(f"labelled file {path} does not exist")
     texts, labels, single = [], [], True
     known = set(theme_ids)
-    with path.open(encoding="utf-8-sig") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserInputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise UserInputError(f"{path}:{n}: each line needs a string field `text`")
-            if "labels" in row:
-                gold, single = row["labels"], False
-                if not isinstance(gold, list) or not all(isinstance(g, str) for g in gold):
-                    raise UserInputError(f"{path}:{n}: `labels` must be a list of theme ids")
-            elif isinstance(row.get("label"), str):
-                gold = [row["label"]]
-            else:
-                raise UserInputError(f"{path}:{n}: each line needs `label` (a theme id) or `labels` (a list)")
-            unknown = sorted(set(gold) - known)
-            if unknown:
-                raise UserInputError(f"{path}:{n}: label(s) {', '.join(map(repr, unknown))} match no theme id; "
-                                     f"the model's themes are {', '.join(theme_ids)}")
-            texts.append(row["text"])
-            labels.append(gold)
+    for n, row in jsonl_rows(path):
+        if "labels" in row:
+            gold, single = row["labels"], False
+            if not isinstance(gold, list) or not all(isinstance(g, str) for g in gold):
+                raise UserInputError(f"{path}, line {n}: `labels` must be a list of theme ids")
+        elif isinstance(row.get("label"), str):
+            gold = [row["label"]]
+        else:
+            raise UserInputError(f"{path}, line {n}: each line needs `label` (a theme id) or `labels` (a list)")
+        unknown = sorted(set(gold) - known)
+        if unknown:
+            raise UserInputError(f"{path}, line {n}: label(s) {', '.join(map(repr, unknown))} match no theme id; "
+                                 f"the model's themes are {', '.join(theme_ids)}")
+        texts.append(row["text"])
+        labels.append(gold)
     if not texts:
         raise UserInputError(f"labelled file {path} is empty")
     return LabelledSet(texts, labels, single)
