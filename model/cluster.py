@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -54,16 +57,35 @@ def default_clusterer(method: ClusterMethod, n: int, seed: int):
     raise ValueError(f"clusterer must be one of {CLUSTER_METHODS}, got {method!r}")
 
 
-def reduce(embeddings: np.ndarray, seed: int = 0, reducer=None) -> np.ndarray:
-    """UMAP to a few dimensions, where density-based clustering works; tiny corpora are used as they are."""
+def reduce(embeddings: np.ndarray, seed: int = 0, reducer=None, cache_dir: Path | None = None) -> np.ndarray:
+    """UMAP to a few dimensions, where density-based clustering works; tiny corpora are used as they are.
+
+    With cache_dir, the result is kept under a key of the embeddings, the seed and the reducer's settings: a change
+    of themes or clusterer then skips UMAP, the slowest step after embedding."""
     n = len(embeddings)
     if n < 8:
         return embeddings
     reducer = reducer if reducer is not None else default_reducer(n, seed)
+    path = None
+    if cache_dir is not None:
+        key = hashlib.sha256(np.ascontiguousarray(embeddings).tobytes() + f"{seed}|{reducer!r}".encode()).hexdigest()
+        path = Path(cache_dir) / "reduced" / f"{key[:32]}.npy"
+        try:
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape[0] == n:
+                return cached
+        except (OSError, ValueError, EOFError):
+            pass  # missing or damaged: compute again
     with warnings.catch_warnings():
         # A fixed random_state makes UMAP single-threaded, and says so; reproducibility is the point here.
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-        return np.asarray(reducer.fit_transform(embeddings), dtype=np.float32)
+        reduced = np.asarray(reducer.fit_transform(embeddings), dtype=np.float32)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+        np.save(tmp, reduced)
+        os.replace(tmp, path)
+    return reduced
 
 
 def cluster(reduced: np.ndarray, method: ClusterMethod = "hdbscan", seed: int = 0, clusterer=None) -> np.ndarray:

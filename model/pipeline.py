@@ -88,7 +88,7 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     prompt_vectors = stages.run("embed", lambda: [embedder.encode(t.prompts()) for t in theme_list])
 
     sample = clustering.fit_sample(len(embeddings), max_fit, seed)
-    reduced = stages.run("reduce", clustering.reduce, embeddings[sample], seed, reducer_model)
+    reduced = stages.run("reduce", clustering.reduce, embeddings[sample], seed, reducer_model, cache_root)
     labels = stages.run("cluster", clustering.cluster, reduced, clusterer, seed, clusterer_model)
     if len(sample) < len(embeddings):
         labels = stages.run("cluster", clustering.assign_to_nearest, embeddings, sample, labels)

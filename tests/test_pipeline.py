@@ -370,3 +370,28 @@ def test_large_corpus_clusters_a_sample_and_assigns_the_rest(synthetic, fake_emb
     assert seen["fitted_rows"] == 40 < summary.paragraphs
     assert summary.clusters == 3
     assert accuracy(tagger, synthetic.heldout) >= 0.7
+
+
+def test_reduced_coordinates_are_cached_and_damage_is_recomputed(tmp_path) -> None:
+    from model.cluster import reduce
+
+    class CountingPCA:
+        calls = 0
+
+        def fit_transform(self, x):
+            CountingPCA.calls += 1
+            return x[:, :3] * 2
+
+        def __repr__(self):
+            return "CountingPCA(3)"
+
+    x = np.random.RandomState(0).rand(20, 8).astype(np.float32)
+    first = reduce(x, seed=0, reducer=CountingPCA(), cache_dir=tmp_path)
+    again = reduce(x, seed=0, reducer=CountingPCA(), cache_dir=tmp_path)
+    assert CountingPCA.calls == 1 and np.array_equal(first, again)
+    reduce(x, seed=1, reducer=CountingPCA(), cache_dir=tmp_path)           # another seed is another key
+    assert CountingPCA.calls == 2
+    for f in (tmp_path / "reduced").glob("*.npy"):
+        f.write_bytes(b"garbage")
+    assert np.array_equal(reduce(x, seed=0, reducer=CountingPCA(), cache_dir=tmp_path), first)
+    assert CountingPCA.calls == 3
