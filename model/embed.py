@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import sqlite3
 from collections.abc import Sequence
 from importlib import metadata
@@ -115,7 +116,10 @@ class StaticEmbedder:
         if target is not None:
             tmp = target.with_name(target.name + f".tmp{os.getpid()}")
             static.save_pretrained(str(tmp))
-            os.replace(tmp, target) if not target.exists() else None
+            if target.exists():  # another run distilled it meanwhile: keep theirs
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
             return cls.load(target, spec)
         return cls(static, spec, f"m2v:{spec}:{pca_dims}")
 

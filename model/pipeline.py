@@ -14,6 +14,7 @@ from . import cluster as clustering
 from .classifier import ThemeClassifier
 from .corpus import Article, paragraphs_of, read_corpus
 from .embed import BUNDLED, EmbeddingCache, Embedder, default_cache_dir, embed_texts, load_embedder
+from .errors import UserInputError
 from .label import anchors, label, relabel
 from .report import cluster_report
 from .tagger import ThemeTagger, check_output_dir
@@ -64,8 +65,6 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     max_fit: fit UMAP and the clusterer on at most this many paragraphs (None: all); the rest take the cluster
     of their most similar fitted paragraph."""
     if clusterer not in clustering.CLUSTER_METHODS:
-        from .errors import UserInputError
-
         raise UserInputError(f"clusterer must be one of {', '.join(clustering.CLUSTER_METHODS)}, got {clusterer!r}")
     stages = _Stages()
     theme_list = themes if isinstance(themes, list) else load_themes(themes)
@@ -80,8 +79,6 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     paragraphs = stages.run("clean and split", paragraphs_of, articles, embedder.max_words)
     texts = [p.text for p in paragraphs]
     if not texts:
-        from .errors import UserInputError
-
         raise UserInputError("no paragraphs left after cleaning the corpus")
     log.info("%d articles -> %d paragraphs", len(articles), len(texts))
     embeddings = stages.run("embed", embed_texts, texts, embedder, cache, progress)
