@@ -108,13 +108,14 @@ def fit_sample(n: int, max_fit: int | None, seed: int) -> np.ndarray:
 
 def assign_to_nearest(embeddings: np.ndarray, sample: np.ndarray, sample_labels: np.ndarray,
                       chunk: int = 4096) -> np.ndarray:
-    """Every paragraph takes the cluster of its most similar sampled paragraph (cosine, unit vectors)."""
+    """Every paragraph outside the sample takes the cluster of its most similar sampled one (cosine, unit rows)."""
     labels = np.empty(len(embeddings), dtype=int)
-    ref = embeddings[sample]
-    for start in range(0, len(embeddings), chunk):
-        nearest = (embeddings[start:start + chunk] @ ref.T).argmax(axis=1)
-        labels[start:start + chunk] = sample_labels[nearest]
     labels[sample] = sample_labels
+    rest = np.setdiff1d(np.arange(len(embeddings)), sample)
+    ref = embeddings[sample]
+    for start in range(0, len(rest), chunk):
+        rows = rest[start:start + chunk]
+        labels[rows] = sample_labels[(embeddings[rows] @ ref.T).argmax(axis=1)]
     return labels
 
 
