@@ -8,7 +8,8 @@
    cuts or none. A theme must also be among a paragraph's two closest and within 0.05 of the closest, and a
    keyword hit lowers the bar.
 3. A cluster carries a theme when at least half its paragraphs do (or 30% with the theme's keywords among the
-   cluster's top keywords). Clustered paragraphs take their cluster's themes; unclustered ones keep their own.
+   cluster's top keywords). A decided cluster (at least 70% or at most 30% of its paragraphs carry the theme)
+   gives its paragraphs its themes; in a split cluster, and outside any cluster, a paragraph keeps its own.
 4. Training keeps only the confident cells: the cluster and the paragraph agree, and the vote is clear.
    The theme file's own texts (label, description, examples) join the training set as labelled rows.
 5. Self-training: the first classifier scores every paragraph, the same cluster vote runs over its labels,

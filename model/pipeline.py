@@ -99,13 +99,13 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     template = classifier if classifier is not None else ThemeClassifier(random_state=seed)
     train_x = np.vstack([embeddings, *prompt_vectors])
 
-    def fit(labels):
-        return clone(template).fit(train_x, texts + prompt_texts, np.vstack([labels.targets, prompt_targets]),
-                                   np.vstack([labels.mask, np.ones_like(prompt_targets)]), labels.anchors)
+    def fit(pseudo_labels):
+        return clone(template).fit(train_x, texts + prompt_texts, np.vstack([pseudo_labels.targets, prompt_targets]),
+                                   np.vstack([pseudo_labels.mask, np.ones_like(prompt_targets)]), pseudo_labels.anchors)
 
     head = stages.run("classifier", fit, pseudo)
     for _ in range(self_training_rounds):
-        scores = head.predict_proba(embeddings, texts)
+        scores = stages.run("classifier", head.predict_proba, embeddings, texts)
         pseudo = stages.run("label", relabel, scores, head.thresholds_, labels, infos, theme_list, pseudo)
         head = stages.run("classifier", fit, pseudo)
 
