@@ -17,6 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 log = logging.getLogger(__name__)
 
 THRESHOLD_SAMPLE = 4000
+BOOTSTRAPS = 200
 SGD_ABOVE = 5000
 
 
@@ -42,12 +43,12 @@ class ThemeClassifier(BaseEstimator):
         self.random_state = random_state
 
     # -- features ---------------------------------------------------------------------------------------------
-    def _features(self, embeddings: np.ndarray, texts: list[str]):
+    def _features(self, embeddings: np.ndarray, texts: list[str], words=None):
         dense = np.hstack([embeddings, (embeddings @ self.anchors_.T) * self.anchor_weight]).astype(np.float32)
         if self.vectorizer_ is None:
             return dense
-        words = self.vectorizer_.transform(texts) * self.tfidf_weight
-        return sp.hstack([sp.csr_matrix(dense), words], format="csr")
+        words = self.vectorizer_.transform(texts) if words is None else words
+        return sp.hstack([sp.csr_matrix(dense), words * self.tfidf_weight], format="csr")
 
     # -- training ---------------------------------------------------------------------------------------------
     def fit(self, embeddings: np.ndarray, texts: list[str], targets: np.ndarray, mask: np.ndarray | None = None,
@@ -57,15 +58,15 @@ class ThemeClassifier(BaseEstimator):
         self.anchors_ = (np.zeros((targets.shape[1], embeddings.shape[1]), dtype=np.float32) if anchors is None
                          else np.asarray(anchors, dtype=np.float32))
         mask = np.ones_like(targets) if mask is None else np.asarray(mask, dtype=bool)
-        self.vectorizer_ = None
+        self.vectorizer_, words = None, None
         if self.tfidf_weight > 0:
             vec = _tfidf(min_df=2 if len(texts) >= 50 else 1, max_features=self.max_features)
             try:
-                vec.fit(texts)
+                words = vec.fit_transform(texts)
                 self.vectorizer_ = vec
             except ValueError:  # no usable words at all
                 log.warning("no words left for TF-IDF features; using the embeddings alone")
-        X = self._features(embeddings, texts)
+        X = self._features(embeddings, texts, words)
         k_count = targets.shape[1]
         self.coef_ = np.zeros((k_count, X.shape[1]), dtype=np.float32)
         self.intercept_ = np.full(k_count, -10.0, dtype=np.float32)  # a theme with nothing to learn scores ~0
@@ -95,10 +96,9 @@ class ThemeClassifier(BaseEstimator):
                              random_state=self.random_state)
 
     def _threshold(self, X, y: np.ndarray) -> float:
-        """The cut that maximises F-beta of out-of-fold scores against the training labels (0.5 if too few).
+        """A cut on out-of-fold scores, near the best F-beta against the training labels (0.5 if too few).
 
-        beta > 1 weights recall: the training positives are the clear-cut cases, so a typical positive in new text
-        scores lower. On the seeds' check set beta 2 changed nothing and 3 helped by 0.03, too thin to rely on."""
+        beta > 1 weights recall. On the seeds' check set beta 2 changed nothing and 3 helped by 0.03."""
         if len(y) > THRESHOLD_SAMPLE:  # a few thousand rows fix a cut well; the folds' fits would dominate otherwise
             keep = np.random.RandomState(self.random_state).choice(len(y), THRESHOLD_SAMPLE, replace=False)
             X, y = X[keep], y[keep]
@@ -111,8 +111,14 @@ class ThemeClassifier(BaseEstimator):
                 return 0.5
             scores[test] = self._model(len(train)).fit(X[train], y[train]).predict_proba(X[test])[:, 1]
         candidates = np.linspace(0.1, 0.8, 29)
-        f = [_fbeta(y, scores >= t, self.threshold_beta) for t in candidates]
-        return float(candidates[int(np.argmax(f))])
+        f = np.array([_fbeta(y, scores >= t, self.threshold_beta) for t in candidates])
+        best = int(np.argmax(f))
+        # The one-standard-error rule, leaning to recall: the lowest cut whose F-beta is within one bootstrap
+        # standard error of the best. The training positives are the clear-cut cases, so positives in new text
+        # score lower; a small training set (wide error) moves the cut further down than a large one.
+        picks = np.random.RandomState(self.random_state).randint(0, len(y), size=(BOOTSTRAPS, len(y)))
+        spread = np.std([_fbeta(y[i], scores[i] >= candidates[best], self.threshold_beta) for i in picks])
+        return float(candidates[np.flatnonzero(f >= f[best] - spread)[0]])
 
     # -- scoring ----------------------------------------------------------------------------------------------
     def predict_proba(self, embeddings: np.ndarray, texts: list[str]) -> np.ndarray:
