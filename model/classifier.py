@@ -17,6 +17,8 @@ from sklearn.model_selection import StratifiedKFold
 log = logging.getLogger(__name__)
 
 THRESHOLD_SAMPLE = 4000
+ANCHOR_ROWS = 10_000      # the training size at which the anchor features get exactly anchor_weight
+MAX_ANCHOR_BOOST = 10.0   # a corpus of 100 rows or fewer gets 10x anchor_weight
 BOOTSTRAPS = 200
 SGD_ABOVE = 5000
 
@@ -29,8 +31,10 @@ def _tfidf(vocabulary=None, min_df: int = 1, max_features: int | None = None) ->
 class ThemeClassifier(BaseEstimator):
     """Scores in [0, 1] for every theme; `thresholds_` turns them into themes.
 
-    Features: the embedding; its cosine to each theme's anchor (scaled by anchor_weight, so that a small corpus
-    can lean on the theme file cheaply); and TF-IDF of the words (scaled by tfidf_weight; 0 turns them off).
+    Features: the embedding; its cosine to each theme's anchor, the theme file's own centre; and TF-IDF of the
+    words (scaled by tfidf_weight; 0 turns them off). The anchor features are scaled by
+    anchor_weight * sqrt(ANCHOR_ROWS / training rows): a large scale makes their coefficients cheap under the
+    regularisation, so a small corpus leans on the theme file, and the theme file's pull fades as the corpus grows.
     C: inverse regularisation of each logistic regression. max_features: the TF-IDF vocabulary size."""
 
     def __init__(self, C: float = 3.0, tfidf_weight: float = 2.0, anchor_weight: float = 3.0,
@@ -44,7 +48,7 @@ class ThemeClassifier(BaseEstimator):
 
     # -- features ---------------------------------------------------------------------------------------------
     def _features(self, embeddings: np.ndarray, texts: list[str], words=None):
-        dense = np.hstack([embeddings, (embeddings @ self.anchors_.T) * self.anchor_weight]).astype(np.float32)
+        dense = np.hstack([embeddings, (embeddings @ self.anchors_.T) * self.anchor_scale_]).astype(np.float32)
         if self.vectorizer_ is None:
             return dense
         words = self.vectorizer_.transform(texts) if words is None else words
@@ -58,6 +62,7 @@ class ThemeClassifier(BaseEstimator):
         self.anchors_ = (np.zeros((targets.shape[1], embeddings.shape[1]), dtype=np.float32) if anchors is None
                          else np.asarray(anchors, dtype=np.float32))
         mask = np.ones_like(targets) if mask is None else np.asarray(mask, dtype=bool)
+        self.anchor_scale_ = float(min(MAX_ANCHOR_BOOST, np.sqrt(ANCHOR_ROWS / len(texts)))) * self.anchor_weight
         self.vectorizer_, words = None, None
         if self.tfidf_weight > 0:
             vec = _tfidf(min_df=2 if len(texts) >= 50 else 1, max_features=self.max_features)
@@ -132,7 +137,8 @@ class ThemeClassifier(BaseEstimator):
     # -- persistence as data ------------------------------------------------------------------------------------
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         arrays = {"coef": self.coef_, "intercept": self.intercept_, "thresholds": self.thresholds_,
-                  "trained": self.trained_, "anchors": self.anchors_}
+                  "trained": self.trained_, "anchors": self.anchors_,
+                  "anchor_scale": np.array([self.anchor_scale_], dtype=np.float32)}
         meta = {"C": self.C, "tfidf_weight": self.tfidf_weight, "anchor_weight": self.anchor_weight,
                 "max_features": self.max_features, "threshold_beta": self.threshold_beta,
                 "random_state": self.random_state, "vocabulary": None}
@@ -146,6 +152,7 @@ class ThemeClassifier(BaseEstimator):
         clf = cls(meta["C"], meta["tfidf_weight"], meta["anchor_weight"], meta["max_features"],
                   meta["threshold_beta"], meta["random_state"])
         clf.anchors_ = arrays["anchors"]
+        clf.anchor_scale_ = float(arrays["anchor_scale"][0])
         clf.coef_ = arrays["coef"]
         clf.intercept_ = arrays["intercept"]
         clf.thresholds_ = arrays["thresholds"]
