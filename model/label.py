@@ -12,8 +12,9 @@
    gives its paragraphs its themes; in a split cluster, and outside any cluster, a paragraph keeps its own.
 4. Training keeps only the confident cells: the cluster and the paragraph agree, and the vote is clear.
    The theme file's own texts (label, description, examples) join the training set as labelled rows.
-5. Self-training: the first classifier scores every paragraph, the same cluster vote runs over its labels,
-   and a second classifier learns from those (AG News 0.856 -> 0.860; BBC unchanged).
+5. Self-training: the first classifier scores every paragraph; each score is averaged with those of the
+   paragraph's ten nearest neighbours; the same cluster vote runs over the labels these give, and a second
+   classifier learns from them (AG News 0.856 -> 0.860, then 0.863 -> 0.870 with the neighbours; BBC the same).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .themes import Theme
 MIN_CLEAR_POSITIVES = 10
 SECOND_THEME_MARGIN = 0.05   # cosine: a second theme must be nearly as close as the first
 SECOND_THEME_RATIO = 0.8     # classifier score: the same, when self-training
+NEIGHBOURS = 10              # self-training: how many similar paragraphs vote on a paragraph's scores
 
 
 @dataclass
@@ -103,6 +105,35 @@ def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor:
 
     clear = (prob >= 0.9) | (prob <= 0.1)
     return cluster_vote(own, clear, clusters, infos, themes, sim, prob, refined, "match the theme")
+
+
+def smooth(scores: np.ndarray, embeddings: np.ndarray, thresholds: np.ndarray, pool: np.ndarray,
+           k: int = NEIGHBOURS, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Each paragraph's scores, half its own and half the mean over its k most similar paragraphs in `pool` (cosine,
+    unit rows); each theme's threshold moves so that as many paragraphs pass it as before.
+
+    Near neighbours vote on the topic a single paragraph's words may miss (AG News 0.863 -> 0.870 over three seeds;
+    BBC and the seeds' check sets the same). Keeping each theme's count stops the average from spreading themes
+    across a small corpus: without it, the seeds' check sets lost 0.04."""
+    k = min(k, len(pool) - 1)
+    if k < 1:
+        return scores, thresholds
+    in_pool = np.full(len(scores), -1)
+    in_pool[pool] = np.arange(len(pool))
+    ref, ref_scores = embeddings[pool], scores[pool]
+    neighbours = np.empty_like(scores)
+    for start in range(0, len(scores), chunk):
+        rows = np.arange(start, min(start + chunk, len(scores)))
+        sim = embeddings[rows] @ ref.T
+        own = in_pool[rows] >= 0
+        sim[np.flatnonzero(own), in_pool[rows][own]] = -np.inf   # a paragraph is not its own neighbour
+        nearest = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        neighbours[rows] = ref_scores[nearest].mean(axis=1)
+    smoothed = (scores + neighbours) / 2
+    passing = (scores >= thresholds).mean(axis=0)
+    cuts = np.array([np.quantile(smoothed[:, j], 1 - rate) if rate > 0 else thresholds[j]
+                     for j, rate in enumerate(passing)], dtype=np.float32)
+    return smoothed, cuts
 
 
 def relabel(scores: np.ndarray, thresholds: np.ndarray, clusters: np.ndarray, infos: list[ClusterInfo],

@@ -15,7 +15,7 @@ from .classifier import ThemeClassifier
 from .corpus import Article, paragraphs_of, read_corpus
 from .embed import BUNDLED, EmbeddingCache, Embedder, default_cache_dir, embed_texts, load_embedder
 from .errors import UserInputError
-from .label import anchors, label, relabel
+from .label import anchors, label, relabel, smooth
 from .report import cluster_report
 from .tagger import ThemeTagger, check_output_dir
 from .themes import Theme, load_themes
@@ -109,7 +109,8 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     head = stages.run("classifier", fit, pseudo)
     for _ in range(self_training_rounds):
         scores = stages.run("classifier", head.predict_proba, embeddings, texts)
-        pseudo = stages.run("label", relabel, scores, head.thresholds_, labels, infos, theme_list, pseudo)
+        scores, cuts = stages.run("label", smooth, scores, embeddings, head.thresholds_, sample)
+        pseudo = stages.run("label", relabel, scores, cuts, labels, infos, theme_list, pseudo)
         head = stages.run("classifier", fit, pseudo)
 
     summary = TrainSummary(
