@@ -1,22 +1,43 @@
-"""Self-training's neighbour smoothing: who votes, by how much, and how many paragraphs keep each theme."""
+"""Neighbour smoothing in labelling and self-training: who votes, by how much, and how many keep each theme."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from model.label import smooth
+from model.label import same_count_cuts, smooth
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
-    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+def _unit(rows) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 def test_a_paragraph_is_averaged_with_its_nearest_neighbour_not_itself() -> None:
-    # Two tight pairs on opposite axes: with k=1 each paragraph's neighbour is its partner.
-    emb = _unit(np.array([[1, 0.01], [1, -0.01], [0.01, 1], [-0.01, 1]]))
+    # Two tight pairs on opposite axes: with one neighbour each, a paragraph's neighbour is its partner.
+    emb = _unit([[1, 0.01], [1, -0.01], [0.01, 1], [-0.01, 1]])
     scores = np.array([[0.9], [0.1], [0.6], [0.2]], dtype=np.float32)
-    smoothed, _ = smooth(scores, emb, np.array([0.5], dtype=np.float32), pool=np.arange(4), k=1)
+    smoothed = smooth(scores, emb, k=1, per_neighbour=1)
     np.testing.assert_allclose(smoothed[:, 0], [0.5, 0.5, 0.4, 0.4], rtol=1e-6)
+
+
+def test_paragraphs_outside_the_pool_take_neighbours_from_the_pool_only() -> None:
+    # Paragraph 2 is outside the pool; its nearest paragraph (3, also outside) must not vote.
+    emb = _unit([[1, 0.2], [0.2, 1], [1, 0.0], [1, 0.01]])
+    scores = np.array([[0.8], [0.0], [0.2], [1.0]], dtype=np.float32)
+    smoothed = smooth(scores, emb, pool=np.array([0, 1]), k=1, per_neighbour=1)
+    assert np.isclose(smoothed[2, 0], (0.2 + 0.8) / 2)
+    # Paragraph 0 is in the pool: its one neighbour is paragraph 1, the only other pooled one.
+    assert np.isclose(smoothed[0, 0], (0.8 + 0.0) / 2)
+
+
+def test_neighbours_are_at_most_one_per_hundred_paragraphs() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.random((250, 2)).astype(np.float32)
+    emb = _unit(rng.standard_normal((250, 8)))
+    # 99 paragraphs: no neighbour at all, the values come back unchanged.
+    np.testing.assert_array_equal(smooth(scores[:99], emb[:99]), scores[:99])
+    # 250 paragraphs: two neighbours, the same as asking for two outright.
+    np.testing.assert_allclose(smooth(scores, emb), smooth(scores, emb, k=2, per_neighbour=1))
 
 
 def test_each_theme_keeps_as_many_paragraphs_past_its_cut() -> None:
@@ -24,24 +45,7 @@ def test_each_theme_keeps_as_many_paragraphs_past_its_cut() -> None:
     emb = _unit(rng.standard_normal((300, 16)))
     scores = rng.random((300, 3)).astype(np.float32)
     cuts = np.array([0.3, 0.5, 0.9], dtype=np.float32)
-    smoothed, moved = smooth(scores, emb, cuts, pool=np.arange(300))
+    smoothed = smooth(scores, emb, k=10, per_neighbour=1)
     assert not np.allclose(smoothed, scores)
+    moved = same_count_cuts(scores, smoothed, cuts)
     np.testing.assert_array_equal((smoothed >= moved).sum(axis=0), (scores >= cuts).sum(axis=0))
-
-
-def test_paragraphs_outside_the_pool_take_neighbours_from_the_pool_only() -> None:
-    # Paragraph 2 is outside the pool; its nearest paragraph (3, also outside) must not vote.
-    emb = _unit(np.array([[1, 0.2], [0.2, 1], [1, 0.0], [1, 0.01]]))
-    scores = np.array([[0.8], [0.0], [0.2], [1.0]], dtype=np.float32)
-    smoothed, _ = smooth(scores, emb, np.array([0.5], dtype=np.float32), pool=np.array([0, 1]), k=1)
-    assert np.isclose(smoothed[2, 0], (0.2 + 0.8) / 2)
-    # Paragraph 0 is in the pool: its one neighbour is paragraph 1, the only other pooled one.
-    assert np.isclose(smoothed[0, 0], (0.8 + 0.0) / 2)
-
-
-def test_a_single_paragraph_is_left_alone() -> None:
-    scores = np.array([[0.7, 0.1]], dtype=np.float32)
-    cuts = np.array([0.5, 0.5], dtype=np.float32)
-    smoothed, moved = smooth(scores, _unit(np.ones((1, 4))), cuts, pool=np.arange(1))
-    np.testing.assert_array_equal(smoothed, scores)
-    np.testing.assert_array_equal(moved, cuts)
