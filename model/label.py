@@ -99,13 +99,13 @@ def keyword_hits(texts: list[str], themes: list[Theme]) -> np.ndarray:
 
 def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor: np.ndarray,
           clusters: np.ndarray, infos: list[ClusterInfo], seed: int = 0,
-          pool: np.ndarray | None = None) -> PseudoLabels:
+          neighbours: np.ndarray | None = None) -> PseudoLabels:
     """Pseudo-labels for every paragraph; fills each ClusterInfo's themes and reasons.
 
-    pool: the paragraphs that may serve as neighbours (default all)."""
+    neighbours: from nearest(); each paragraph's similarities are averaged with theirs (None: not at all)."""
     k_count = len(themes)
     refined = refine_anchors(embeddings, anchor)
-    sim = smooth((embeddings @ refined.T).astype(np.float32), embeddings, pool)
+    sim = smooth(embeddings @ refined.T, neighbours)
     prob = np.column_stack([_mixture_probability(sim[:, k], seed) for k in range(k_count)])
     hits = keyword_hits(texts, themes)
     rank = np.argsort(np.argsort(-sim, axis=1), axis=1)  # 0 = the paragraph's closest theme
@@ -116,29 +116,35 @@ def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor:
     return cluster_vote(own, clear, clusters, infos, themes, sim, prob, refined, "match the theme")
 
 
-def smooth(values: np.ndarray, embeddings: np.ndarray, pool: np.ndarray | None = None, k: int = NEIGHBOURS,
-           per_neighbour: int = PER_NEIGHBOUR, chunk: int = 1024) -> np.ndarray:
-    """Each paragraph's values (n, K), half its own and half the mean over its nearest paragraphs in `pool` (cosine,
-    unit rows; default all): k of them, but at most one per `per_neighbour` paragraphs of the pool.
+def nearest(embeddings: np.ndarray, pool: np.ndarray | None = None, k: int = NEIGHBOURS,
+            per_neighbour: int = PER_NEIGHBOUR, chunk: int = 1024) -> np.ndarray:
+    """(n, k') row numbers of each paragraph's most similar paragraphs in `pool` (cosine, unit rows; default all),
+    never itself: k of them, but at most one per `per_neighbour` paragraphs of the pool (k' may be 0).
 
-    Near neighbours vote on the topic that a single paragraph's words may miss. The neighbours must stay a small
-    share of the corpus; on the seeds (88 paragraphs) ten of them were a ninth of it and blurred the themes."""
-    pool = np.arange(len(values)) if pool is None else pool
-    k = min(k, len(pool) // per_neighbour, len(pool) - 1)
-    if k < 1:
-        return values
-    in_pool = np.full(len(values), -1)
+    Near neighbours vote on the topic that a single paragraph's words may miss. They must stay a small share of
+    the corpus: on the seeds (88 paragraphs) ten of them were a ninth of it and blurred the themes."""
+    pool = np.arange(len(embeddings)) if pool is None else pool
+    k = max(0, min(k, len(pool) // per_neighbour, len(pool) - 1))
+    found = np.zeros((len(embeddings), k), dtype=np.int64)
+    if k == 0:
+        return found
+    in_pool = np.full(len(embeddings), -1)
     in_pool[pool] = np.arange(len(pool))
-    ref, ref_values = embeddings[pool], values[pool]
-    neighbours = np.empty_like(values)
-    for start in range(0, len(values), chunk):
-        rows = np.arange(start, min(start + chunk, len(values)))
+    ref = embeddings[pool]
+    for start in range(0, len(embeddings), chunk):
+        rows = np.arange(start, min(start + chunk, len(embeddings)))
         sim = embeddings[rows] @ ref.T
         own = in_pool[rows] >= 0
         sim[np.flatnonzero(own), in_pool[rows][own]] = -np.inf   # a paragraph is not its own neighbour
-        nearest = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        neighbours[rows] = ref_values[nearest].mean(axis=1)
-    return (values + neighbours) / 2
+        found[rows] = pool[np.argpartition(-sim, k - 1, axis=1)[:, :k]]
+    return found
+
+
+def smooth(values: np.ndarray, neighbours: np.ndarray | None) -> np.ndarray:
+    """Each row of values, half its own and half the mean over its neighbours' rows (unchanged without any)."""
+    if neighbours is None or neighbours.shape[1] == 0:
+        return values
+    return (values + values[neighbours].mean(axis=1)) / 2
 
 
 def same_count_cuts(before: np.ndarray, after: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

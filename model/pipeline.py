@@ -15,7 +15,7 @@ from .classifier import ThemeClassifier
 from .corpus import Article, paragraphs_of, read_corpus
 from .embed import BUNDLED, EmbeddingCache, Embedder, default_cache_dir, embed_texts, load_embedder
 from .errors import UserInputError
-from .label import anchors, label, relabel, same_count_cuts, smooth
+from .label import anchors, label, nearest, relabel, same_count_cuts, smooth
 from .report import cluster_report
 from .tagger import ThemeTagger, check_output_dir
 from .themes import Theme, load_themes
@@ -93,8 +93,9 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     if len(sample) < len(embeddings):
         labels = stages.run("cluster", clustering.assign_to_nearest, embeddings, sample, labels)
     infos = stages.run("describe", clustering.describe, texts, embeddings, labels)
+    neighbours = stages.run("label", nearest, embeddings, sample)
     pseudo = stages.run("label", label, embeddings, texts, theme_list, theme_anchors, labels, infos, seed,
-                        sample)
+                        neighbours)
 
     # The theme file's own texts are labelled examples too: they keep a small corpus's classifier on course.
     prompt_texts = [p for t in theme_list for p in t.prompts()]
@@ -110,7 +111,7 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     head = stages.run("classifier", fit, pseudo)
     for _ in range(self_training_rounds):
         scores = stages.run("classifier", head.predict_proba, embeddings, texts)
-        smoothed = stages.run("label", smooth, scores, embeddings, sample)
+        smoothed = smooth(scores, neighbours)
         cuts = same_count_cuts(scores, smoothed, head.thresholds_)
         pseudo = stages.run("label", relabel, smoothed, cuts, labels, infos, theme_list, pseudo)
         head = stages.run("classifier", fit, pseudo)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.label import same_count_cuts, smooth
+from model.label import nearest, same_count_cuts, smooth
 
 
 def _unit(rows) -> np.ndarray:
@@ -15,29 +15,25 @@ def _unit(rows) -> np.ndarray:
 def test_a_paragraph_is_averaged_with_its_nearest_neighbour_not_itself() -> None:
     # Two tight pairs on opposite axes: with one neighbour each, a paragraph's neighbour is its partner.
     emb = _unit([[1, 0.01], [1, -0.01], [0.01, 1], [-0.01, 1]])
+    neighbours = nearest(emb, k=1, per_neighbour=1)
+    assert neighbours[:, 0].tolist() == [1, 0, 3, 2]
     scores = np.array([[0.9], [0.1], [0.6], [0.2]], dtype=np.float32)
-    smoothed = smooth(scores, emb, k=1, per_neighbour=1)
-    np.testing.assert_allclose(smoothed[:, 0], [0.5, 0.5, 0.4, 0.4], rtol=1e-6)
+    np.testing.assert_allclose(smooth(scores, neighbours)[:, 0], [0.5, 0.5, 0.4, 0.4], rtol=1e-6)
 
 
 def test_paragraphs_outside_the_pool_take_neighbours_from_the_pool_only() -> None:
-    # Paragraph 2 is outside the pool; its nearest paragraph (3, also outside) must not vote.
+    # Paragraph 2 is outside the pool; its nearest paragraph (3, also outside) must not be its neighbour.
     emb = _unit([[1, 0.2], [0.2, 1], [1, 0.0], [1, 0.01]])
-    scores = np.array([[0.8], [0.0], [0.2], [1.0]], dtype=np.float32)
-    smoothed = smooth(scores, emb, pool=np.array([0, 1]), k=1, per_neighbour=1)
-    assert np.isclose(smoothed[2, 0], (0.2 + 0.8) / 2)
-    # Paragraph 0 is in the pool: its one neighbour is paragraph 1, the only other pooled one.
-    assert np.isclose(smoothed[0, 0], (0.8 + 0.0) / 2)
+    neighbours = nearest(emb, pool=np.array([0, 1]), k=1, per_neighbour=1)
+    assert neighbours[:, 0].tolist() == [1, 0, 0, 0]
 
 
 def test_neighbours_are_at_most_one_per_hundred_paragraphs() -> None:
-    rng = np.random.default_rng(0)
-    scores = rng.random((250, 2)).astype(np.float32)
-    emb = _unit(rng.standard_normal((250, 8)))
-    # 99 paragraphs: no neighbour at all, the values come back unchanged.
-    np.testing.assert_array_equal(smooth(scores[:99], emb[:99]), scores[:99])
-    # 250 paragraphs: two neighbours, the same as asking for two outright.
-    np.testing.assert_allclose(smooth(scores, emb), smooth(scores, emb, k=2, per_neighbour=1))
+    emb = _unit(np.random.default_rng(0).standard_normal((250, 8)))
+    assert nearest(emb[:99]).shape == (99, 0)
+    assert nearest(emb).shape == (250, 2)
+    scores = np.random.default_rng(1).random((99, 2))
+    np.testing.assert_array_equal(smooth(scores, nearest(emb[:99])), scores)   # nobody to vote: unchanged
 
 
 def test_each_theme_keeps_as_many_paragraphs_past_its_cut() -> None:
@@ -45,7 +41,7 @@ def test_each_theme_keeps_as_many_paragraphs_past_its_cut() -> None:
     emb = _unit(rng.standard_normal((300, 16)))
     scores = rng.random((300, 3)).astype(np.float32)
     cuts = np.array([0.3, 0.5, 0.9], dtype=np.float32)
-    smoothed = smooth(scores, emb, k=10, per_neighbour=1)
+    smoothed = smooth(scores, nearest(emb, k=10, per_neighbour=1))
     assert not np.allclose(smoothed, scores)
     moved = same_count_cuts(scores, smoothed, cuts)
     np.testing.assert_array_equal((smoothed >= moved).sum(axis=0), (scores >= cuts).sum(axis=0))
