@@ -45,9 +45,8 @@ PER_NEIGHBOUR = 100          # but at most one per hundred paragraphs of the cor
 class PseudoLabels:
     targets: np.ndarray      # (n, K) bool: the theme labels the classifier learns
     mask: np.ndarray         # (n, K) bool: the confident cells it trains on
-    similarity: np.ndarray   # (n, K) cosine to the refined anchors
+    similarity: np.ndarray   # (n, K) cosine to the refined anchors, averaged over neighbours
     probability: np.ndarray  # (n, K) the mixture's probability that the paragraph is about the theme
-    anchors: np.ndarray      # (K, dim) the refined theme anchors
 
 
 def anchors(theme_prompt_embeddings: list[np.ndarray]) -> np.ndarray:
@@ -113,7 +112,7 @@ def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor:
     own = ((prob >= 0.5) | (hits & (prob >= 0.2))) & (rank < 2) & near_top
 
     clear = (prob >= 0.9) | (prob <= 0.1)
-    return cluster_vote(own, clear, clusters, infos, themes, sim, prob, refined, "match the theme")
+    return cluster_vote(own, clear, clusters, infos, themes, sim, prob, "match the theme")
 
 
 def nearest(embeddings: np.ndarray, pool: np.ndarray | None = None, k: int = NEIGHBOURS,
@@ -163,12 +162,11 @@ def relabel(scores: np.ndarray, thresholds: np.ndarray, clusters: np.ndarray, in
     own = (scores >= thresholds) & (rank < 2) & (scores >= SECOND_THEME_RATIO * scores.max(axis=1, keepdims=True))
     clear = (scores >= 0.8) | (scores <= 0.2)
     return cluster_vote(own, clear, clusters, infos, themes, previous.similarity, previous.probability,
-                        previous.anchors, "score past the theme's threshold")
+                        "score past the theme's threshold")
 
 
 def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos: list[ClusterInfo],
-                 themes: list[Theme], sim: np.ndarray, prob: np.ndarray, refined: np.ndarray,
-                 evidence: str) -> PseudoLabels:
+                 themes: list[Theme], sim: np.ndarray, prob: np.ndarray, evidence: str) -> PseudoLabels:
     """Give each cluster the themes most of its paragraphs carry, and keep the cells where all agree."""
     targets = own.copy()
     clear = clear.copy()
@@ -200,4 +198,4 @@ def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos
     # On a small corpus few cells are clear-cut; a theme with too few clear positives learns from agreement alone.
     thin = (mask & targets).sum(axis=0) < MIN_CLEAR_POSITIVES
     mask[:, thin] = agree[:, thin]
-    return PseudoLabels(targets, mask, sim, prob, refined)
+    return PseudoLabels(targets, mask, sim, prob)
