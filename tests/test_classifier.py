@@ -62,9 +62,11 @@ def test_unfitted_classifier_says_so() -> None:
 def test_the_theme_file_weighs_more_on_a_small_corpus() -> None:
     anchors = np.eye(1, 8, dtype=np.float32)   # one theme, its anchor along the axis that separates the blobs
     small = ThemeClassifier(tfidf_weight=0).fit(*_texts(_points(20, 40, gap=3.0)), anchors=anchors)
+    mid = ThemeClassifier(tfidf_weight=0).fit(*_texts(_points(250, 750, gap=3.0)), anchors=anchors)
     large = ThemeClassifier(tfidf_weight=0).fit(*_texts(_points(2500, 7500, gap=3.0)), anchors=anchors)
-    assert large.anchor_scale_ == pytest.approx(large.anchor_weight)   # 10,000 rows: the plain weight
-    assert small.anchor_scale_ == pytest.approx(10 * small.anchor_weight)   # capped boost
+    assert small.anchor_scale_ == pytest.approx(10 * small.anchor_weight)   # 60 rows: the capped boost
+    assert mid.anchor_scale_ == pytest.approx(mid.anchor_weight)            # 1,000 rows: the plain weight
+    assert large.anchor_scale_ == pytest.approx(0.1 * large.anchor_weight)  # 10,000 rows: a tenth of it
     # The scale reaches the scores: with the same coefficients, the small model's anchor column counts for more.
     x = np.eye(1, 8, dtype=np.float32)
     assert small._features(x, [""])[0, -1] > large._features(x, [""])[0, -1]
