@@ -1,7 +1,7 @@
 """Accuracy on real labelled news: zero-shot cosine vs our pipeline vs a supervised frozen-encoder ceiling.
 
     python benchmarks/accuracy.py                 # AG News and BBC, described and names-only themes
-    python benchmarks/accuracy.py --sets agnews --quick
+    python benchmarks/accuracy.py --sets agnews --limit 1000 --no-names-only   # a quicker sample
 
 Each set is trained on its texts without labels, tagged, and scored against the labels. BBC is scored per article
 from its paragraphs' scores. Embeddings go through one cache, so all three rows use identical vectors.
