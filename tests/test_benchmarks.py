@@ -1,0 +1,51 @@
+"""The accuracy benchmark's scoring, on the synthetic corpus with the fake embedder (no shared data, no real model)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import ROOT, THEMES_TOML, make_corpus
+from model.corpus import Article
+from model.embed import EmbeddingCache
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import accuracy  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    pairs = make_corpus(5, per_theme=20, none=0)
+    return [Article(str(i), text) for i, (_, text) in enumerate(pairs)], [kind for kind, _ in pairs]
+
+
+def test_held_out_trains_on_one_half_and_scores_the_other(labelled, fake_embedder, tmp_path, monkeypatch) -> None:
+    articles, gold = labelled
+    seen: list[int] = []
+    real_train = accuracy.train
+
+    def spy(corpus, *args, **kwargs):
+        seen.append(len(corpus))
+        return real_train(corpus, *args, **kwargs)
+
+    monkeypatch.setattr(accuracy, "train", spy)
+    themes = tmp_path / "themes.toml"
+    themes.write_text(THEMES_TOML, encoding="utf-8")
+    row = accuracy.run_set("synthetic", articles, gold, themes, fake_embedder,
+                           EmbeddingCache(tmp_path / "cache.sqlite"), seed=0, split=True)
+    assert seen == [len(articles), len(articles) // 2]   # the full set, then one half
+    for key in ("cosine", "ours", "ceiling", "half_seen", "half_new"):
+        assert 0.0 <= row[key] <= 1.0
+    assert row["ours"] >= 0.7 and row["half_new"] >= 0.7   # the synthetic themes are easy to tell apart
+    text = accuracy.table([row])
+    assert f"**{row['ours']:.3f}**" in text and f"**{row['half_new']:.3f}**" in text
+
+
+def test_accuracy_of_scores_the_top_theme(trained, synthetic) -> None:
+    themed = [(kind, text) for kind, text in synthetic.heldout if kind is not None]
+    articles = [Article(str(i), text) for i, (_, text) in enumerate(themed)]
+    right, pred = accuracy.accuracy_of(trained.tagger, articles, [kind for kind, _ in themed])
+    wrong, _ = accuracy.accuracy_of(trained.tagger, articles, ["no-such-theme"] * len(themed))
+    assert right == pytest.approx(sum(p == k for p, (k, _) in zip(pred, themed)) / len(themed))
+    assert wrong == 0.0
