@@ -157,13 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2), encoding="utf-8")
     if args.write:
-        cmd = "python benchmarks/accuracy.py --write" + (f" --embedding-model {args.embedding_model}"
-                                                         if args.embedding_model != "all-MiniLM-L6-v2" else "")
-        cmd += " --held-out" if args.held_out else ""
-        cmd += " --no-names-only" if not args.names_only else ""
-        cmd += f" --seed {args.seed}" if args.seed else ""
-        cmd += f" --limit {args.limit}" if args.limit else ""
-        cmd += f" --sets {args.sets}" if args.sets != "agnews,bbc" else ""
+        cmd = " ".join(["python benchmarks/accuracy.py", *(sys.argv[1:] if argv is None else argv)])
         title = "Accuracy" + (" on text the model never saw" if args.held_out else "")
         body = (f"### {title}, embedding model `{embedder.spec}`\n\n"
                 f"Command: `{cmd}` — {date.today()}, {platform.processor() or platform.machine()}, "
