@@ -46,10 +46,15 @@ def macro_f1(gold: list[str], pred: list[str], ids: list[str]) -> float:
     return float(f1_score(gold, pred, labels=ids, average="macro", zero_division=0))
 
 
+def share_right(pred, gold: list[str]) -> float:
+    """The share of predictions equal to their label."""
+    return float(np.mean(np.asarray(pred) == np.asarray(gold)))
+
+
 def accuracy_of(tagger: ThemeTagger, articles: list[Article], gold: list[str]) -> tuple[float, list[str]]:
     """Top-theme accuracy of the tagger on these articles, and its top themes."""
     pred = [max(r.scores, key=r.scores.get) for r in tagger.tag_many([a.text for a in articles])]
-    return float(np.mean(np.array(pred) == np.array(gold))), pred
+    return share_right(pred, gold), pred
 
 
 def held_out(articles: list[Article], gold: list[str], themes, embedder, cache, seed: int) -> dict:
@@ -88,9 +93,9 @@ def run_set(name: str, articles: list[Article], gold: list[str], theme_file: Pat
     train_s = time.perf_counter() - start
     ours_acc, ours = accuracy_of(tagger, articles, gold)
     row = {"set": name, "themes": theme_file.name, "n": len(articles), "paragraphs": len(texts),
-           "cosine": float(np.mean(np.array(cos_pred) == np.array(gold))),
+           "cosine": share_right(cos_pred, gold),
            "ours": ours_acc,
-           "ceiling": float(np.mean(np.array(ceil_pred) == np.array(gold))),
+           "ceiling": share_right(ceil_pred, gold),
            "cosine_macro_f1": macro_f1(gold, cos_pred, ids), "ours_macro_f1": macro_f1(gold, ours, ids),
            "ceiling_macro_f1": macro_f1(gold, list(ceil_pred), ids),
            "clusters": summary.clusters, "train_seconds_cached": round(train_s, 1),
