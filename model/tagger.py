@@ -58,6 +58,21 @@ class TagResult:
         """The paragraphs that carry `theme`, strongest first."""
         return sorted((p for p in self.paragraphs if theme in p.themes), key=lambda p: -p.scores[theme])
 
+    def to_dict(self) -> dict:
+        """A plain, JSON-ready dict: the themes, a score for every theme, and per theme carried its best paragraph."""
+        return {"themes": list(self.themes), "scores": dict(self.scores),
+                "evidence": {t: self.evidence(t)[0].text for t in self.themes}}
+
+    def to_row(self, article_id: str) -> dict:
+        """One flat output row (the tag command's and distributed tagging's): `id`, `themes` (a list), then
+        `score:<theme>` for every theme and `evidence:<theme>` (the best paragraph carrying it, or "")."""
+        row: dict = {"id": str(article_id), "themes": list(self.themes)}
+        for t, s in self.scores.items():
+            row[f"score:{t}"] = float(s)
+            carried = self.evidence(t) if t in self.themes else []
+            row[f"evidence:{t}"] = carried[0].text if carried else ""
+        return row
+
 
 class ThemeTagger:
     """Tags articles with themes. Build one with `model.train(...)`, or `ThemeTagger.load(folder)`."""

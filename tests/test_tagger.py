@@ -412,3 +412,15 @@ def test_save_cleans_up_a_crashed_earlier_save(trained, tmp_path) -> None:
     (stale / "classifier.npz").write_bytes(b"half written")
     trained.tagger.save(tmp_path / "model")
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_result_rows_carry_every_score_and_the_evidence_of_the_themes_carried():
+    from model.tagger import ParagraphTags, TagResult
+
+    paras = [ParagraphTags("a farm shop", {"x": 0.9, "y": 0.1}, ["x"]),
+             ParagraphTags("more farm", {"x": 0.95, "y": 0.2}, ["x"])]
+    result = TagResult({"x": 0.95, "y": 0.2}, ["x"], paras)
+    assert result.to_dict() == {"themes": ["x"], "scores": {"x": 0.95, "y": 0.2}, "evidence": {"x": "more farm"}}
+    row = result.to_row(7)
+    assert row == {"id": "7", "themes": ["x"], "score:x": 0.95, "evidence:x": "more farm",
+                   "score:y": 0.2, "evidence:y": ""}
