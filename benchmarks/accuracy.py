@@ -3,6 +3,7 @@
     python benchmarks/accuracy.py                 # AG News and BBC, described and names-only themes
     python benchmarks/accuracy.py --sets agnews --limit 1000 --no-names-only   # a quicker sample
     python benchmarks/accuracy.py --held-out --no-names-only   # also: trained on one half, tagging the other
+    python benchmarks/accuracy.py --panel --write  # the accuracy panel: every set in ../shared/data and the seeds
 
 Each set is trained on its texts without labels, tagged, and scored against the labels. BBC is scored per article
 from its paragraphs' scores. Embeddings go through one cache, so all three rows use identical vectors.
@@ -29,7 +30,11 @@ from model.corpus import Article, paragraphs_of  # noqa: E402
 from model.embed import CachedEmbedder, EmbeddingCache, default_cache_dir, embed_texts, load_embedder  # noqa: E402
 from model.label import anchors  # noqa: E402
 
-SETS = {"agnews": "agnews_test.jsonl", "bbc": "bbc_news.jsonl"}
+SETS = {"agnews": "agnews_test.jsonl", "bbc": "bbc_news.jsonl", "bbcsport": "bbcsport.jsonl",
+        "huffpost8": "huffpost8_headlines.jsonl", "huffpost41": "huffpost41_headlines.jsonl"}
+# The panel: every single-label set (with the size of its seeded sample, None: all of it), then the mission's own
+# sets, tagged by the model trained on the seeds.
+PANEL = {"agnews": None, "bbc": None, "bbcsport": None, "huffpost8": None, "huffpost41": 8000}
 log = logging.getLogger("accuracy")
 
 
@@ -72,6 +77,12 @@ def run_set(name: str, articles: list[Article], gold: list[str], theme_file: Pat
     themes = load_themes(theme_file)
     ids = [t.id for t in themes]
     paragraphs = paragraphs_of(articles, embedder.max_words)
+    kept = {p.article_id for p in paragraphs}
+    if len(kept) < len(articles):   # nothing left after cleaning: no row can score it, so none does
+        log.warning("%s: %d texts have no paragraph after cleaning and are left out", name, len(articles) - len(kept))
+        pairs = [(a, g) for a, g in zip(articles, gold) if a.id in kept]
+        articles, gold = [Article(str(i), a.text) for i, (a, _) in enumerate(pairs)], [g for _, g in pairs]
+        paragraphs = paragraphs_of(articles, embedder.max_words)
     texts = [p.text for p in paragraphs]
     emb = embed_texts(texts, embedder, cache, show_progress=True)
     owner = np.array([int(p.article_id) for p in paragraphs])
@@ -88,8 +99,9 @@ def run_set(name: str, articles: list[Article], gold: list[str], theme_file: Pat
     ceil_pred = cross_val_predict(LogisticRegression(max_iter=3000), art_emb, gold, cv=5)
     # (b) our pipeline, defaults, trained without labels
     start = time.perf_counter()
-    tagger, summary = train(articles, themes, seed=seed, embedder=CachedEmbedder(embedder, cache), cache_dir=None,
-                            progress=False)
+    # The cache keeps UMAP's coordinates too (keyed by the embeddings and the seed), so reruns skip it.
+    tagger, summary = train(articles, themes, seed=seed, embedder=CachedEmbedder(embedder, cache),
+                            cache_dir=default_cache_dir(), progress=False)
     train_s = time.perf_counter() - start
     ours_acc, ours = accuracy_of(tagger, articles, gold)
     row = {"set": name, "themes": theme_file.name, "n": len(articles), "paragraphs": len(texts),
@@ -104,6 +116,97 @@ def run_set(name: str, articles: list[Article], gold: list[str], theme_file: Pat
         row.update(held_out(articles, gold, themes, embedder, cache, seed))
     log.info("%s", row)
     return row
+
+
+# What each seed article plainly states (issue 15's table): the themes a reader finds in it.
+SEED_EXPECTED = {
+    "000_dcba4bd07de65fdf": {"rural_ecommerce", "cloud_big_data", "poverty_alleviation", "smart_city"},
+    "001_989d0876c9b6ac90": {"rural_ecommerce", "cloud_big_data", "poverty_alleviation", "smart_city"},
+    "002_5ac30d3eb63e27dd": {"cloud_big_data", "smart_city"},
+    "003_70d21aeaf46c585b": {"cloud_big_data", "smart_city"},
+    "004_8993340791e21f7b": {"cloud_big_data", "smart_city"},
+}
+COSINE_CUT = 0.3   # the plain zero-shot baseline's cut on multi-label sets: fixed, not chosen on the labels
+
+
+def multi_f1(gold: list[list[str]], pred: list[list[str]], ids: list[str]) -> float:
+    from sklearn.metrics import f1_score
+
+    y = np.array([[t in g for t in ids] for g in gold])
+    p = np.array([[t in r for t in ids] for r in pred])
+    return float(f1_score(y, p, average="macro", zero_division=0))
+
+
+def calibration_error(scores: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error over every (text, theme) cell: |mean score - share carrying it| per score bin."""
+    s, y = scores.ravel(), y.ravel().astype(float)
+    which = np.minimum((s * bins).astype(int), bins - 1)
+    return float(sum(abs(s[which == b].mean() - y[which == b].mean()) * (which == b).mean()
+                     for b in range(bins) if (which == b).any()))
+
+
+def mission_rows(data_dir: Path, embedder, cache, seed: int) -> tuple[list[dict], list[dict]]:
+    """The model trained on the seeds (the default theme file), scored on the mission's own labelled paragraphs and
+    articles, and on what each seed article plainly states."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, cross_val_predict
+    from sklearn.multiclass import OneVsRestClassifier
+
+    from model.corpus import read_corpus
+
+    themes = load_themes(ROOT / "seeds" / "themes.toml")
+    ids = [t.id for t in themes]
+    tagger, _ = train(read_corpus(ROOT / "seeds"), themes, seed=seed, embedder=CachedEmbedder(embedder, cache),
+                      cache_dir=default_cache_dir(), progress=False)
+    desc = embedder.encode([t.description for t in themes])
+    rows = []
+    for name, file in (("mission paragraphs", "mission_dev_paragraphs.jsonl"),
+                       ("mission articles", "mission_dev_articles.jsonl")):
+        data = [json.loads(line) for line in (data_dir / file).open(encoding="utf-8") if line.strip()]
+        gold = [r["labels"] for r in data]
+        results = tagger.tag_many([r["text"] for r in data])
+        # cosine: an article's similarity to a description is its best paragraph's, as the tagger scores it
+        cos_pred = []
+        for r in results:
+            sim = (embed_texts([p.text for p in r.paragraphs], embedder, cache) @ desc.T).max(axis=0)
+            cos_pred.append([t for t, x in zip(ids, sim) if x >= COSINE_CUT])
+        row = {"set": name, "themes": "seeds/themes.toml (trained on seeds/)", "n": len(data), "metric": "macro-F1",
+               "cosine": multi_f1(gold, cos_pred, ids), "ours": multi_f1(gold, [r.themes for r in results], ids),
+               "ceiling": None}
+        y = np.array([[t in g for t in ids] for g in gold])
+        row["ece"] = calibration_error(np.array([[r.scores[t] for t in ids] for r in results]), y)
+        if name == "mission paragraphs":
+            emb = embed_texts([r["text"] for r in data], embedder, cache)
+            ceil = cross_val_predict(OneVsRestClassifier(LogisticRegression(max_iter=3000)), emb, y,
+                                     cv=KFold(5, shuffle=True, random_state=0))
+            row["ceiling"] = multi_f1(gold, [[t for t, v in zip(ids, c) if v] for c in ceil], ids)
+        log.info("%s", row)
+        rows.append(row)
+    seeds = read_corpus(ROOT / "seeds")
+    table_rows = []
+    for article, result in zip(seeds, tagger.tag_many([a.text for a in seeds])):
+        want = SEED_EXPECTED[article.id]
+        table_rows.append({"article": article.id, "expected": sorted(want, key=ids.index), "got": result.themes,
+                           "cells_right": sum((t in want) == (t in result.themes) for t in ids)})
+    return rows, table_rows
+
+
+def panel_table(rows: list[dict], seed_rows: list[dict]) -> str:
+    def f(x):
+        return "—" if x is None else f"{x:.3f}"
+
+    out = ["| set | n | metric | cosine | ours | ceiling | ours − cosine |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['set']} | {r['n']} | {r.get('metric', 'accuracy')} | {f(r['cosine'])} | **{f(r['ours'])}** | "
+                   f"{f(r['ceiling'])} | {r['ours'] - r['cosine']:+.3f} |")
+    means = np.mean([r["ours"] for r in rows])
+    right = sum(r["cells_right"] for r in seed_rows)
+    out += ["", f"Panel mean (ours): **{means:.3f}**. Seeds' article table: **{right} of {4 * len(seed_rows)}** cells "
+            "right. Expected calibration error (mission paragraphs / articles): " +
+            " / ".join(f"{r['ece']:.3f}" for r in rows if "ece" in r) + ".", "",
+            "| seed article | plainly states | the model's themes |", "|---|---|---|"]
+    out += [f"| `{r['article']}` | {', '.join(r['expected'])} | {', '.join(r['got']) or '(none)'} |" for r in seed_rows]
+    return "\n".join(out)
 
 
 def table(rows: list[dict]) -> str:
@@ -143,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--held-out", action="store_true",
                    help="also train on a random half of each set and score the tagger on the other half")
+    p.add_argument("--panel", action="store_true",
+                   help="run the accuracy panel: every labelled set in --data-dir (their theme files in "
+                        "benchmarks/themes), and the seeds-trained model on the mission sets and the seed articles")
     p.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
     p.add_argument("--json", help="also write the rows as JSON here")
     args = p.parse_args(argv)
@@ -151,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     embedder = load_embedder(args.embedding_model, default_cache_dir())
     cache = EmbeddingCache(default_cache_dir() / "embeddings.sqlite")
+    if args.panel:
+        return run_panel(args, embedder, cache, argv)
     rows = []
     for name in args.sets.split(","):
         articles, gold = read_set(Path(args.data_dir) / SETS[name], args.limit)
@@ -169,6 +277,29 @@ def main(argv: list[str] | None = None) -> int:
                 f"Python {platform.python_version()}.\n\n{table(rows)}\n")
         marker = f"accuracy-{embedder.spec.replace(':', '-')}" + ("-held-out" if args.held_out else "")
         write_section(ROOT / "BENCHMARKS.md", marker, body)
+    return 0
+
+
+def run_panel(args, embedder, cache, argv) -> int:
+    start = time.perf_counter()
+    rows = []
+    for name, limit in PANEL.items():
+        articles, gold = read_set(Path(args.data_dir) / SETS[name], limit)
+        row = run_set(name, articles, gold, ROOT / "benchmarks" / "themes" / f"{name}.toml", embedder, cache,
+                      args.seed)
+        rows.append({**row, "metric": "accuracy"})
+    mission, seed_rows = mission_rows(Path(args.data_dir), embedder, cache, args.seed)
+    rows += mission
+    text = panel_table(rows, seed_rows)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "seeds": seed_rows}, indent=2), encoding="utf-8")
+    if args.write:
+        cmd = " ".join(["python benchmarks/accuracy.py", *(sys.argv[1:] if argv is None else argv)])
+        body = (f"### Accuracy panel, embedding model `{embedder.spec}`, seed {args.seed}\n\n"
+                f"Command: `{cmd}` — {date.today()}, {time.perf_counter() - start:.0f} s, Python "
+                f"{platform.python_version()}.\n\n{text}\n")
+        write_section(ROOT / "BENCHMARKS.md", f"panel-{embedder.spec.replace(':', '-')}-seed{args.seed}", body)
     return 0
 
 
