@@ -144,7 +144,9 @@ _BOILERPLATE: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) f
     # Source / copyright footers: bracketed credits, bylines, reprint notices.
     r"\[[^\[\]]*\]|【[^【】]*】",
     r"(source|editor|responsible editor|author|reporter|translator)s?\s*[:：].*|responsible editor\b.*",
-    r".*\b(copyright belongs to|all rights reserved|reprint(ed|ing)?|forward and share)\b.*",
+    r".*\b(copyright belongs to|all rights reserved|forward and share)\b.*",
+    # A reprint notice asks something of the reader; a headline that reports a reprint is news.
+    r".*\b(do not|don't|without|please)\b.*\breprint(ed|ing)?\b.*|.*\breprint(ed|ing)? (with|by) permission\b.*",
     r"(copyright\s*)?(©|\(c\)).*",
 ))
 _BOILERPLATE_MAX_WORDS = 30

@@ -214,6 +214,12 @@ def test_generic_boilerplate_lines_are_removed() -> None:
     ]
 
 
+def test_a_short_headline_that_reports_a_reprint_is_kept() -> None:
+    headline = "carrie fisher's books were 'wiped out by demand,' so they're being reprinted"
+    assert clean_article(headline) == [headline]
+    assert clean_article("Reprinted with permission of the author.") == []
+
+
 def test_long_prose_mentioning_footer_words_is_kept() -> None:
     prose = ("The newspaper said the story had been reprinted by dozens of outlets across the region, and that "
              "its editors had asked every one of them to credit the original reporter in full before the end "
