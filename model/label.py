@@ -24,14 +24,13 @@ self-training 0.863 -> 0.869, and in step 2 as well 0.869 -> 0.879 (BBC 0.957 ->
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
 from .cluster import OUTLIER, ClusterInfo
-from .themes import Theme
+from .themes import Theme, keyword_hits
 
 
 MIN_CLEAR_POSITIVES = 10
@@ -47,6 +46,7 @@ class PseudoLabels:
     mask: np.ndarray         # (n, K) bool: the confident cells it trains on
     similarity: np.ndarray   # (n, K) cosine to the refined anchors, averaged over neighbours
     probability: np.ndarray  # (n, K) the mixture's probability that the paragraph is about the theme
+    named: np.ndarray        # (n, K) bool: the paragraph names the theme (one of its keywords)
 
 
 def anchors(theme_prompt_embeddings: list[np.ndarray]) -> np.ndarray:
@@ -85,17 +85,6 @@ def _mixture_probability(s: np.ndarray, seed: int) -> np.ndarray:
     return p
 
 
-def keyword_hits(texts: list[str], themes: list[Theme]) -> np.ndarray:
-    """(n, K) bool: the paragraph contains one of the theme's keywords (whole words, any case)."""
-    hits = np.zeros((len(texts), len(themes)), dtype=bool)
-    for k, theme in enumerate(themes):
-        if not theme.keywords:
-            continue
-        pattern = re.compile(r"\b(?:" + "|".join(re.escape(w.lower()) for w in theme.keywords) + r")\b")
-        hits[:, k] = [bool(pattern.search(t.lower())) for t in texts]
-    return hits
-
-
 def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor: np.ndarray,
           clusters: np.ndarray, infos: list[ClusterInfo], seed: int = 0,
           neighbours: np.ndarray | None = None) -> PseudoLabels:
@@ -103,16 +92,17 @@ def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor:
 
     neighbours: from nearest(); each paragraph's similarities are averaged with theirs (None: not at all)."""
     k_count = len(themes)
+    hits = keyword_hits(texts, [t.keywords for t in themes])
     refined = refine_anchors(embeddings, anchor)
     sim = smooth(embeddings @ refined.T, neighbours)
     prob = np.column_stack([_mixture_probability(sim[:, k], seed) for k in range(k_count)])
-    hits = keyword_hits(texts, themes)
     rank = np.argsort(np.argsort(-sim, axis=1), axis=1)  # 0 = the paragraph's closest theme
     near_top = sim >= sim.max(axis=1, keepdims=True) - SECOND_THEME_MARGIN
-    own = ((prob >= 0.5) | (hits & (prob >= 0.2))) & (rank < 2) & near_top
+    # A paragraph that names a theme (a keyword) carries it, as one item of a list of areas of work too.
+    own = ((prob >= 0.5) & (rank < 2) & near_top) | hits
 
     clear = (prob >= 0.9) | (prob <= 0.1)
-    return cluster_vote(own, clear, clusters, infos, themes, sim, prob, "match the theme")
+    return cluster_vote(own, clear, clusters, infos, themes, sim, prob, hits, "match the theme")
 
 
 def nearest(embeddings: np.ndarray, pool: np.ndarray | None = None, k: int = NEIGHBOURS,
@@ -162,14 +152,20 @@ def relabel(scores: np.ndarray, thresholds: np.ndarray, clusters: np.ndarray, in
     own = (scores >= thresholds) & (rank < 2) & (scores >= SECOND_THEME_RATIO * scores.max(axis=1, keepdims=True))
     clear = (scores >= 0.8) | (scores <= 0.2)
     return cluster_vote(own, clear, clusters, infos, themes, previous.similarity, previous.probability,
-                        "score past the theme's threshold")
+                        previous.named, "score past the theme's cut")
 
 
 def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos: list[ClusterInfo],
-                 themes: list[Theme], sim: np.ndarray, prob: np.ndarray, evidence: str) -> PseudoLabels:
-    """Give each cluster the themes most of its paragraphs carry, and keep the cells where all agree."""
+                 themes: list[Theme], sim: np.ndarray, prob: np.ndarray, named: np.ndarray,
+                 evidence: str) -> PseudoLabels:
+    """Give each cluster the themes most of its paragraphs carry, and keep the cells where all agree.
+
+    A decided cluster takes a theme from the few paragraphs that carry it against the vote, but it never hands a
+    theme to a paragraph that shows no sign of it: a protocol paragraph in a cluster about cloud computing stays
+    without a theme, and is not learnt from either way."""
     targets = own.copy()
     clear = clear.copy()
+    handed = np.zeros_like(own)
     for info in infos:
         idx = np.flatnonzero(clusters == info.id)
         if info.id == OUTLIER:
@@ -181,21 +177,24 @@ def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos
             matched = [w for w in theme.keywords if w.lower() in cluster_words]
             given = share[k] >= 0.5 or (share[k] >= 0.3 and bool(matched))
             why = f"{share[k]:.0%} of its paragraphs {evidence} (mean similarity {sim[idx, k].mean():.2f})"
+            if named[idx, k].any():
+                why += f"; {int(named[idx, k].sum())} of its {len(idx)} paragraphs name it"
             if matched:
                 why += f"; theme keywords among its top words: {', '.join(matched[:5])}"
             if given:
                 info.themes.append(theme.id)
                 info.reasons[theme.id] = why
-            elif share[k] >= 0.15:
+            elif share[k] >= 0.15 or named[idx, k].any():
                 info.reasons[theme.id] = "not given: only " + why
         # Only a decided cluster overrides its paragraphs; in a split one each paragraph keeps its own label.
         decided = (share >= 0.7) | (share <= 0.3)
         given = np.array([t.id in info.themes for t in themes])
-        targets[idx] = np.where(decided, given, own[idx])
+        targets[idx] = own[idx] & ~(decided & ~given)
+        handed[idx] = decided & given & ~own[idx]
         clear[idx] = decided
-    agree = targets == own
+    agree = (targets == own) & ~handed
     mask = agree & clear
     # On a small corpus few cells are clear-cut; a theme with too few clear positives learns from agreement alone.
     thin = (mask & targets).sum(axis=0) < MIN_CLEAR_POSITIVES
     mask[:, thin] = agree[:, thin]
-    return PseudoLabels(targets, mask, sim, prob)
+    return PseudoLabels(targets, mask, sim, prob, named)

@@ -7,6 +7,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .errors import UserInputError
 
 _ID = re.compile(r"^[^\s\x00-\x1f](?:[^\x00-\x1f]*[^\s\x00-\x1f])?$")
@@ -35,6 +37,29 @@ class Theme:
     @classmethod
     def from_dict(cls, d: dict) -> Theme:
         return cls(d["id"], d["label"], d["description"], tuple(d["keywords"]), tuple(d["examples"]))
+
+
+def keyword_hits(texts: list[str], keywords: list[tuple[str, ...]] | list[list[str]]) -> np.ndarray:
+    """(n, K) bool: the text names theme k, i.e. holds one of its keywords (whole words, any case, plural too).
+
+    A theme's keywords are phrases that name it ("smart city", "cloud computing"): a paragraph that names a theme,
+    even as one item of a list of areas of work, carries it."""
+    hits = np.zeros((len(texts), len(keywords)), dtype=bool)
+    lowered = None
+    for k, words in enumerate(keywords):
+        if not words:
+            continue
+        lowered = lowered if lowered is not None else [t.lower() for t in texts]
+        pattern = re.compile(r"\b(?:" + "|".join(_plural(w.lower()) for w in words) + r")\b")
+        hits[:, k] = [bool(pattern.search(t)) for t in lowered]
+    return hits
+
+
+def _plural(phrase: str) -> str:
+    """A regex for the phrase, its last word in the singular or the plural ("smart city", "smart cities")."""
+    if re.search(r"[^aeiou]y$", phrase):
+        return re.escape(phrase[:-1]) + "(?:y|ies)"
+    return re.escape(phrase) + "(?:s|es)?"
 
 
 def _strings(value, where: str) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""The classifier head on its own: per-theme thresholds from out-of-fold scores, and unfitted use."""
+"""The classifier head on its own: calibrated scores, the cut, keyword evidence, and unfitted use."""
 
 from __future__ import annotations
 
@@ -23,35 +23,49 @@ def _fit(x: np.ndarray, y: np.ndarray) -> ThemeClassifier:
     return ThemeClassifier(tfidf_weight=0, anchor_weight=0).fit(x, [""] * len(x), y)
 
 
-def _f1(y: np.ndarray, pred: np.ndarray) -> float:
-    tp = float((y & pred).sum())
-    return 2 * tp / max(float(y.sum() + pred.sum()), 1.0)
+def _calibration_error(scores: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    which = np.minimum((scores * bins).astype(int), bins - 1)
+    return float(sum(abs(scores[which == b].mean() - y[which == b].mean()) * (which == b).mean()
+                     for b in range(bins) if (which == b).any()))
 
 
-def test_cleanly_separated_themes_get_the_lowest_cut() -> None:
-    # Every cut from 0.1 up separates the training rows perfectly, so the rule takes the one that keeps most recall.
-    x, y = _points(30, 90, gap=12.0)
-    assert _fit(x, y).thresholds_[0] == pytest.approx(0.1)
+def test_scores_on_new_data_are_calibrated_where_the_raw_fit_is_overconfident() -> None:
+    # 200 rows in 200 dimensions, one of which carries the signal: the logistic fit separates its training rows
+    # and is sure of everything; the out-of-fold Platt scaling brings its scores back to observed frequencies.
+    def data(n, seed):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((n, 200)).astype(np.float32)
+        y = rng.random(n) < 1 / (1 + np.exp(-2 * x[:, 0]))
+        return x, y[:, None]
 
-
-def test_overlapping_themes_get_a_cut_near_the_best_f1() -> None:
-    # With thousands of rows the standard error is small, so the cut stays close to the F1 optimum on fresh data.
-    x, y = _points(1500, 1500, gap=1.5)
+    x, y = data(200, 0)
     clf = _fit(x, y)
-    fresh_x, fresh_y = _points(3000, 3000, gap=1.5, seed=1)
-    scores = clf.predict_proba(fresh_x, [""] * len(fresh_x))[:, 0]
-    grid = np.linspace(0.1, 0.8, 29)
-    best = max(_f1(fresh_y[:, 0], scores >= t) for t in grid)
-    chosen = clf.thresholds_[0]
-    assert 0.1 < chosen < 0.6
-    assert _f1(fresh_y[:, 0], scores >= chosen) >= best - 0.02
+    fresh_x, fresh_y = data(4000, 1)
+    calibrated = clf.predict_proba(fresh_x, [""] * len(fresh_x))[:, 0]
+    a, b = clf.calibration_[0]
+    clf.calibration_[0] = (1.0, 0.0)
+    raw = clf.predict_proba(fresh_x, [""] * len(fresh_x))[:, 0]
+    assert a < 1.0   # the scaling softens the overconfident fit
+    assert _calibration_error(calibrated, fresh_y[:, 0]) < 0.5 * _calibration_error(raw, fresh_y[:, 0])
+    assert _calibration_error(calibrated, fresh_y[:, 0]) < 0.1
 
 
-def test_small_training_sets_cut_lower_than_large_ones() -> None:
-    # Same blobs; the small set's wider error band moves its cut further down.
-    small = _fit(*_points(15, 45, gap=2.5)).thresholds_[0]
-    large = _fit(*_points(1000, 3000, gap=2.5)).thresholds_[0]
-    assert small < large
+def test_every_trained_theme_is_cut_at_even_odds() -> None:
+    x, y = _points(60, 140, gap=2.5)
+    two = np.hstack([y, ~y])
+    clf = _fit(x, two)
+    assert clf.thresholds_.tolist() == [0.5, 0.5]
+    scores = clf.predict_proba(x, [""] * len(x))
+    assert ((scores[:, 0] >= 0.5) == y[:, 0]).mean() > 0.8
+
+
+def test_a_paragraph_that_names_a_theme_carries_it() -> None:
+    x, y = _points(40, 80, gap=3.0)
+    texts = ["an ordinary paragraph"] * len(x)
+    clf = ThemeClassifier(anchor_weight=0).fit(x, texts, y, keywords=[["smart city"]])
+    far = np.full((2, 8), -3.0, dtype=np.float32)      # deep inside the negative blob
+    scores = clf.predict_proba(far, ["nothing to see", "the smart cities of the delta"])[:, 0]
+    assert scores[0] < 0.5 <= scores[1]
 
 
 def test_unfitted_classifier_says_so() -> None:

@@ -45,3 +45,38 @@ def test_each_theme_keeps_as_many_paragraphs_past_its_cut() -> None:
     assert not np.allclose(smoothed, scores)
     moved = same_count_cuts(scores, smoothed, cuts)
     np.testing.assert_array_equal((smoothed >= moved).sum(axis=0), (scores >= cuts).sum(axis=0))
+
+
+def test_a_themed_cluster_does_not_hand_its_theme_to_its_unthemed_paragraphs() -> None:
+    from model.cluster import ClusterInfo
+    from model.label import cluster_vote
+    from model.themes import Theme
+
+    themes = [Theme("cloud", "Cloud", "cloud computing")]
+    # One cluster of ten: eight paragraphs carry the theme, two (protocol, greetings) show no sign of it.
+    own = np.array([[True]] * 8 + [[False]] * 2)
+    clusters = np.zeros(10, dtype=int)
+    info = ClusterInfo(0, 10, ["cloud"], [0], [], {})
+    labels = cluster_vote(own, np.ones_like(own), clusters, [info], themes, np.full((10, 1), 0.5),
+                          own.astype(float), np.zeros_like(own), "match the theme")
+    assert info.themes == ["cloud"]                   # the cluster is about the theme ...
+    assert labels.targets[:8, 0].all()
+    assert not labels.targets[8:, 0].any()            # ... but its unthemed paragraphs do not get it
+    assert not labels.mask[8:, 0].any()               # and are not learnt from as negatives either
+    assert labels.mask[:8, 0].all()
+
+
+def test_a_cluster_against_a_theme_takes_it_from_its_few_stray_paragraphs() -> None:
+    from model.cluster import ClusterInfo
+    from model.label import cluster_vote
+    from model.themes import Theme
+
+    themes = [Theme("cloud", "Cloud", "cloud computing")]
+    own = np.array([[True]] * 1 + [[False]] * 9)
+    info = ClusterInfo(0, 10, ["tourism"], [0], [], {})
+    named = np.array([[True]] + [[False]] * 9)
+    labels = cluster_vote(own, np.ones_like(own), np.zeros(10, dtype=int), [info], themes, np.full((10, 1), 0.2),
+                          own.astype(float), named, "match the theme")
+    assert info.themes == [] and not labels.targets.any()
+    assert not labels.mask[0, 0] and labels.mask[1:, 0].all()
+    assert "1 of its 10 paragraphs name it" in info.reasons["cloud"]   # the evidence that was outvoted, said

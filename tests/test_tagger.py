@@ -80,14 +80,15 @@ def test_tag_result_shape(trained, text) -> None:
 
 
 def test_themes_are_exactly_those_past_their_thresholds(trained, synthetic) -> None:
-    # The graded texts score all over [0, 1], so some land between a theme's own threshold and 0.5 and a
-    # fixed cut (or a > instead of >=) would show up.
+    # The graded texts score all over [0, 1], so some land on either side of a theme's cut, and a wrong
+    # comparison would show up.
     tagger = trained.tagger
     cut = tagger.thresholds
     texts = synthetic.graded + [a.text for a in synthetic.articles] + [t for _, t in synthetic.heldout]
     results = tagger.tag_many(texts)
-    middling = [r for r in results if any(min(cut[t], 0.5) <= r.scores[t] < max(cut[t], 0.5) for t in cut)]
-    assert middling, "no score landed between a threshold and 0.5; the check below would prove little"
+    below = [r for r in results if any(0.001 < r.scores[t] < cut[t] for t in cut)]
+    above = [r for r in results if any(cut[t] <= r.scores[t] < 0.999 for t in cut)]
+    assert below and above, "no score landed on both sides of a cut; the check below would prove little"
     units = [(r.scores, r.themes) for r in results] + [(p.scores, p.themes) for r in results for p in r.paragraphs]
     for scores, themes in units:
         assert themes == sorted((t for t in tagger.themes if scores[t] >= cut[t]), key=lambda t: -scores[t])
