@@ -33,6 +33,7 @@ class TrainSummary:
     seed: int
     out: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)   # per stage
+    warnings: list[str] = field(default_factory=list)         # what the user should know about the model
 
 
 class _Stages:
@@ -106,7 +107,8 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
 
     def fit(pseudo_labels):
         return clone(template).fit(train_x, texts + prompt_texts, np.vstack([pseudo_labels.targets, prompt_targets]),
-                                   np.vstack([pseudo_labels.mask, np.ones_like(prompt_targets)]), theme_anchors)
+                                   np.vstack([pseudo_labels.mask, np.ones_like(prompt_targets)]), theme_anchors,
+                                   [list(t.keywords) for t in theme_list])
 
     head = stages.run("classifier", fit, pseudo)
     for _ in range(self_training_rounds):
@@ -116,11 +118,17 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
         pseudo = stages.run("label", relabel, smoothed, cuts, labels, infos, theme_list, pseudo)
         head = stages.run("classifier", fit, pseudo)
 
+    notes = [f"theme {t.id!r}: no paragraph of the corpus was labelled with it, so the model knows it only from "
+             "the theme file's own texts and will give it rarely, if ever. Add keywords (phrases that name the theme) "
+             "or examples in the corpus's own words to the theme file, or a few articles about it to the corpus"
+             for t, n in zip(theme_list, (pseudo.targets & pseudo.mask).sum(axis=0)) if n == 0]
+    for note in notes:
+        log.warning("%s", note)
     summary = TrainSummary(
         articles=len(articles), paragraphs=len(texts),
         clusters=len(set(labels.tolist()) - {clustering.OUTLIER}),
         paragraphs_per_theme={t.id: int(n) for t, n in zip(theme_list, pseudo.targets.sum(axis=0))},
-        embedding_model=embedder.spec, seed=seed, seconds=stages.seconds)
+        embedding_model=embedder.spec, seed=seed, seconds=stages.seconds, warnings=notes)
     config = {"seed": seed, "clusterer": clusterer,
               "training": {"corpus": str(corpus) if not isinstance(corpus, list) else "(in memory)",
                            "articles": summary.articles, "paragraphs": summary.paragraphs,

@@ -395,3 +395,23 @@ def test_reduced_coordinates_are_cached_and_damage_is_recomputed(tmp_path) -> No
         f.write_bytes(b"garbage")
     assert np.array_equal(reduce(x, seed=0, reducer=CountingPCA(), cache_dir=tmp_path), first)
     assert CountingPCA.calls == 3
+
+
+def test_a_theme_no_paragraph_carries_is_warned_about(synthetic, fake_embedder, caplog) -> None:
+    # Twelve articles of farm words only: nothing in them is about cloud computing or city traffic.
+    import random
+
+    from conftest import POOLS
+
+    rng = random.Random(0)
+    farm_only = [Article(f"f{i}", "\n\n".join(" ".join(rng.choices(POOLS["farm_shop"], k=12)).capitalize() + "."
+                                                for _ in range(3))) for i in range(12)]
+    with caplog.at_level("WARNING", logger="model.pipeline"):
+        _, summary = model.train(farm_only, synthetic.themes_path, embedder=fake_embedder, cache_dir=None,
+                                 progress=False)
+    assert summary.paragraphs_per_theme["farm_shop"] > 0
+    assert summary.paragraphs_per_theme["city_traffic"] == 0
+    warned = [w for w in summary.warnings if "'city_traffic'" in w]
+    assert len(warned) == 1 and "keywords" in warned[0]              # it says what to add
+    assert not any("'farm_shop'" in w for w in summary.warnings)
+    assert any("'city_traffic'" in r.getMessage() for r in caplog.records)
