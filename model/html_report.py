@@ -60,7 +60,7 @@ def map_data(paragraphs: list[Paragraph], clusters: np.ndarray, infos: list[Clus
             "text": [p.text for p in paragraphs], "cluster": [int(c) for c in clusters],
             "x": [None if np.isnan(v) else round(float(v), 4) for v in x],
             "y": [None if np.isnan(v) else round(float(v), 4) for v in y],
-            "scores": np.round(scores.astype(float), 4).tolist(),
+            "scores": np.round(scores.astype(float), 7).tolist(),   # 7 places: saturated scores stay apart
         },
         "clusters": [{"id": i.id, "size": i.size, "keywords": i.keywords, "typical": i.typical, "themes": i.themes,
                       "reasons": i.reasons, "set_by_person": i.set_by_person, "vote": i.vote} for i in infos],
@@ -123,16 +123,21 @@ class _View:
 
 # ------------------------------------------------------------------------------------------------- the map
 
+def _plain(text: str) -> str:
+    """Text for plotly's hover labels, which read a few tags (<br>, <b>) and only &amp; &lt; &gt; as entities."""
+    return html.escape(text, quote=False)
+
+
 def _hover(view: _View, row: int) -> list[str]:
     p = view.data["paragraphs"]
     words = p["text"][row].split()
     clipped = " ".join(words[:70]) + (" …" if len(words) > 70 else "")
-    text = "<br>".join(html.escape(line) for line in textwrap.wrap(clipped, 90))
+    text = "<br>".join(_plain(line) for line in textwrap.wrap(clipped, 90))
     order = np.argsort(-view.scores[row])
-    scores = " · ".join((f"<b>{html.escape(view.label[view.ids[k]])} {view.scores[row, k]:.2f}</b>"
-                         if view.passed[row, k] else f"{html.escape(view.label[view.ids[k]])} {view.scores[row, k]:.2f}")
+    scores = " · ".join((f"<b>{_plain(view.label[view.ids[k]])} {view.scores[row, k]:.2f}</b>"
+                         if view.passed[row, k] else f"{_plain(view.label[view.ids[k]])} {view.scores[row, k]:.2f}")
                         for k in order)
-    return [html.escape(f"{p['article'][row]} ¶{p['index'][row] + 1}"), html.escape(view.cluster_name(p["cluster"][row])),
+    return [_plain(f"{p['article'][row]} ¶{p['index'][row] + 1}"), _plain(view.cluster_name(p["cluster"][row])),
             text, scores]
 
 
@@ -180,7 +185,8 @@ def map_figure(data: dict):
         template="plotly_white", height=700, hovermode="closest", legend={"title": {"text": "Theme"}},
         xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"},
         hoverlabel={"align": "left", "bgcolor": "white", "font": {"size": 12}},
-        updatemenus=[{"type": "buttons", "direction": "right", "x": 0, "xanchor": "left", "y": 1.06, "yanchor": "bottom",
+        margin={"t": 90},
+        updatemenus=[{"type": "buttons", "direction": "right", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom",
                       "showactive": True, "buttons": [
                           {"label": "Colour by theme", "method": "update",
                            "args": [{"visible": by_theme}, {"legend.title.text": "Theme"}]},
@@ -247,7 +253,7 @@ body { font: 15px/1.45 system-ui, sans-serif; margin: 1.5rem auto; max-width: 12
 table { border-collapse: collapse; width: 100%; margin: .5rem 0 1.5rem; font-size: 14px; }
 th, td { border-bottom: 1px solid #ddd; padding: .35rem .5rem; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; position: sticky; top: 0; }
-.tag { display: inline-block; border-radius: 3px; padding: 0 .4rem; margin: 0 .2rem .2rem 0; color: white; font-size: 13px; }
+.tag { display: inline-block; white-space: nowrap; border-radius: 3px; padding: 0 .4rem; margin: 0 .2rem .2rem 0; color: white; font-size: 13px; }
 .person { background: #222; }
 .muted, .why { color: #666; font-size: 13px; }
 .score-pass { font-weight: bold; }
