@@ -59,8 +59,8 @@ def run_train(args: argparse.Namespace) -> int:
                  assignments=args.assignments, report=not args.no_report)
     print(f"\nTrained on {s.paragraphs} paragraphs from {s.articles} articles, in {s.clusters} clusters.")
     if args.assignments:
-        print(f"{s.clusters_set_by_person} clusters' themes set by a person ({args.assignments}); "
-              "the others by the vote.")
+        print(f"Clusters whose themes a person set ({args.assignments}): {s.clusters_set_by_person}; "
+              "the others keep the vote.")
     print("Paragraphs per theme: " + ", ".join(f"{t} {n}" for t, n in s.paragraphs_per_theme.items()))
     print("Time per stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in s.seconds.items()))
     out = Path(s.out)
