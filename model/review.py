@@ -98,7 +98,9 @@ def read_assignments(path: str | Path, themes: list[Theme]) -> Assignments:
         raise UserInputError(f"assignments file {path} is not a readable UTF-8 text file") from None
     order = [t.id for t in themes]
     names = {t.id.lower(): t.id for t in themes} | {t.label.lower(): t.id for t in themes}
-    rows = csv.reader(io.StringIO(text, newline=""))
+    # A spreadsheet set to a European locale saves CSV with semicolons between the cells.
+    first = text.split("\n", 1)[0]
+    rows = csv.reader(io.StringIO(text, newline=""), delimiter=";" if first.count(";") > first.count(",") else ",")
     header = [h.strip().lower() for h in next(rows, [])]
     missing = [c for c in ("cluster", "themes", "corpus") if c not in header]
     if missing:

@@ -123,6 +123,19 @@ def test_set_by_person_pins_a_cluster_as_the_vote_gave_it(trained, synthetic, tm
     assert set(read.lines) == {int(r["cluster"]) for r in rows}
 
 
+def test_a_file_saved_by_a_spreadsheet_with_semicolons(trained, synthetic, tmp_path) -> None:
+    rows = read_csv(trained.out / "assignments.csv")
+    rows[0]["themes"] = "cloud_data; city_traffic"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), delimiter=";", lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    (tmp_path / "a.csv").write_bytes(b"\xef\xbb\xbf" + out.getvalue().encode("utf-8"))   # with Excel's BOM
+    read = read_assignments(tmp_path / "a.csv", load_themes(synthetic.themes_path))
+    assert read.themes == {int(rows[0]["cluster"]): ["cloud_data", "city_traffic"]}
+    assert read.fingerprint == rows[0]["corpus"]
+
+
 # ------------------------------------------------------------------------------------------------ mistakes
 
 def _edit(rows, change):
