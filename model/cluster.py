@@ -7,7 +7,7 @@ import logging
 import math
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +34,8 @@ class ClusterInfo:
     typical: list[int]         # paragraph indices, most typical first
     themes: list[str]          # filled in by the labelling stage
     reasons: dict[str, str]    # theme id -> why it was given (or the closest miss)
+    set_by_person: bool = False                      # themes from the assignments file, not the vote
+    vote: list[str] = field(default_factory=list)    # what the vote gave, kept when a person overrode it
 
 
 def default_reducer(n: int, seed: int):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import os
@@ -34,6 +33,13 @@ class Paragraph:
 
 def read_corpus(path: str | os.PathLike) -> list[Article]:
     """Read a folder of .txt files, a .jsonl file or a .csv file into articles."""
+    return list(iter_corpus(path))
+
+
+def iter_corpus(path: str | os.PathLike) -> Iterator[Article]:
+    """The articles of a corpus one at a time, read lazily: memory stays flat however large the file.
+
+    The path and file type are checked at once; a bad row raises when the reader reaches it."""
     path = Path(path)
     if not path.exists():
         raise UserInputError(f"corpus path {path} does not exist")
@@ -42,9 +48,9 @@ def read_corpus(path: str | os.PathLike) -> list[Article]:
         files = sorted(p for p in path.glob("*.txt") if p.is_file() and not p.name.startswith("."))
         if not files:
             raise UserInputError(f"corpus folder {path} has no .txt files")
-        articles = [Article(p.stem, _read_text(p)) for p in files]
+        articles: Iterator[Article] = (Article(p.stem, _read_text(p)) for p in files)
     elif path.suffix.lower() == ".txt":
-        articles = [Article(path.stem, _read_text(path))]
+        articles = iter([Article(path.stem, _read_text(path))])
     elif path.suffix.lower() == ".jsonl":
         articles = _read_jsonl(path)
     elif path.suffix.lower() == ".csv":
@@ -53,15 +59,19 @@ def read_corpus(path: str | os.PathLike) -> list[Article]:
         raise UserInputError(
             f"corpus {path} has unsupported type {path.suffix or '(none)'!r}; "
             "give a folder of .txt files, a .txt, .jsonl or .csv file")
-    kept = []
+    return _non_empty(articles, path)
+
+
+def _non_empty(articles: Iterator[Article], path: Path) -> Iterator[Article]:
+    kept = 0
     for article in articles:
         if article.text.strip():
-            kept.append(article)
+            kept += 1
+            yield article
         else:
             log.warning("skipping empty article %r in %s", article.id, path)
     if not kept:
         raise UserInputError(f"corpus {path} has no text")
-    return kept
 
 
 def _read_text(path: Path) -> str:
@@ -80,13 +90,27 @@ def _read_text(path: Path) -> str:
     return _unix_newlines(text)
 
 
+def _text_lines(path: Path, newline: str | None = None) -> Iterator[str]:
+    """The file's lines, decoded one buffer at a time, with the same checks as _read_text."""
+    try:
+        with open(path, encoding="utf-8-sig", newline=newline) as fh:
+            for line in fh:
+                if "\x00" in line:
+                    raise UnicodeError
+                yield line
+    except UnicodeError:
+        raise UserInputError(f"{path} is not a UTF-8 text file") from None
+    except OSError as exc:
+        raise UserInputError(f"cannot read {path}: {exc.strerror}") from None
+
+
 def _unix_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-blank line; every object must have a string "text"."""
-    for n, line in enumerate(_read_text(path).split("\n"), 1):
+    for n, line in enumerate(_text_lines(path), 1):   # universal newlines: \r\n and \r end a line too
         if not line.strip():
             continue
         try:
@@ -98,34 +122,30 @@ def jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
         yield n, obj
 
 
-def _read_jsonl(path: Path) -> list[Article]:
-    articles = []
+def _read_jsonl(path: Path) -> Iterator[Article]:
     for n, obj in jsonl_rows(path):
         ident = obj.get("id")
         ident = f"line-{n}" if ident is None or str(ident) == "" else str(ident)
-        articles.append(Article(ident, _unix_newlines(obj["text"])))
-    return articles
+        yield Article(ident, _unix_newlines(obj["text"]))
 
 
-def _read_csv(path: Path) -> list[Article]:
+def _read_csv(path: Path) -> Iterator[Article]:
     # Whole articles sit in one cell and can exceed csv's default 128 KiB field limit.
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    reader = csv.reader(_text_lines(path, newline=""))
     try:
         header = [h.strip().lower() for h in next(reader, [])]
         if "text" not in header:
             raise UserInputError(f'{path}: no "text" column in the header row')
         text_col, id_col = header.index("text"), header.index("id") if "id" in header else None
-        articles = []
         for n, row in enumerate(reader, 1):
             if not any(cell.strip() for cell in row):
                 continue
             text = row[text_col] if text_col < len(row) else ""
             ident = row[id_col] if id_col is not None and id_col < len(row) else ""
-            articles.append(Article(ident.strip() or f"row-{n}", text))
+            yield Article(ident.strip() or f"row-{n}", _unix_newlines(text))
     except csv.Error as exc:
         raise UserInputError(f"{path}, line {reader.line_num}: bad CSV ({exc})") from None
-    return articles
 
 
 # ---------------------------------------------------------------- cleaning

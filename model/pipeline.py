@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.base import clone
 
 from . import cluster as clustering
+from . import html_report, review
 from .classifier import ThemeClassifier
 from .corpus import Article, paragraphs_of, read_corpus
 from .embed import BUNDLED, EmbeddingCache, Embedder, default_cache_dir, embed_texts, load_embedder
@@ -32,6 +33,7 @@ class TrainSummary:
     embedding_model: str
     seed: int
     out: str | None = None
+    clusters_set_by_person: int = 0                           # from an assignments file
     seconds: dict[str, float] = field(default_factory=dict)   # per stage
     warnings: list[str] = field(default_factory=list)         # what the user should know about the model
 
@@ -56,7 +58,8 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
           cache_dir: str | Path | None = "default", embedder: Embedder | None = None,
           reducer_model=None, clusterer_model=None, classifier: ThemeClassifier | None = None,
           self_training_rounds: int = 1, max_fit: int | None = clustering.MAX_FIT,
-          progress: bool = True) -> tuple[ThemeTagger, TrainSummary]:
+          progress: bool = True, assignments: str | Path | None = None,
+          report: bool = True) -> tuple[ThemeTagger, TrainSummary]:
     """Train a ThemeTagger from a corpus and a theme file; save it to `out` if given.
 
     cache_dir: where embeddings are kept between runs ("default": ~/.cache/theme-tagger; None: no cache).
@@ -64,11 +67,14 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     encode / fit_transform / fit_predict, or a configured ThemeClassifier, cloned for each fit).
     self_training_rounds: relabel with the classifier's own scores and retrain this many times.
     max_fit: fit UMAP and the clusterer on at most this many paragraphs (None: all); the rest take the cluster
-    of their most similar fitted paragraph."""
+    of their most similar fitted paragraph.
+    assignments: an assignments.csv a person corrected (model/review.py): the clusters it sets override the vote.
+    report: with `out`, also write report.html, map.png and map.json (the map costs one more UMAP, cached)."""
     if clusterer not in clustering.CLUSTER_METHODS:
         raise UserInputError(f"clusterer must be one of {', '.join(clustering.CLUSTER_METHODS)}, got {clusterer!r}")
     stages = _Stages()
     theme_list = themes if isinstance(themes, list) else load_themes(themes)
+    corrections = review.read_assignments(assignments, theme_list) if assignments is not None else None
     if out is not None:
         check_output_dir(Path(out))   # fail before the long work, not after it
     articles = corpus if isinstance(corpus, list) else read_corpus(corpus)
@@ -94,9 +100,13 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     if len(sample) < len(embeddings):
         labels = stages.run("cluster", clustering.assign_to_nearest, embeddings, sample, labels)
     infos = stages.run("describe", clustering.describe, texts, embeddings, labels)
+    fingerprint = review.fingerprint(texts, labels)
+    if corrections is not None:
+        review.check_assignments(corrections, fingerprint, infos)
     neighbours = stages.run("label", nearest, embeddings, sample)
     pseudo = stages.run("label", label, embeddings, texts, theme_list, theme_anchors, labels, infos, seed,
                         neighbours)
+    pseudo = review.apply_assignments(pseudo, labels, infos, corrections, theme_list)
 
     # The theme file's own texts are labelled examples too: they keep a small corpus's classifier on course.
     prompt_texts = [p for t in theme_list for p in t.prompts()]
@@ -116,6 +126,7 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
         smoothed = smooth(scores, neighbours)
         cuts = same_count_cuts(scores, smoothed, head.thresholds_)
         pseudo = stages.run("label", relabel, smoothed, cuts, labels, infos, theme_list, pseudo)
+        pseudo = review.apply_assignments(pseudo, labels, infos, corrections, theme_list)
         head = stages.run("classifier", fit, pseudo)
 
     notes = [f"theme {t.id!r}: no paragraph of the corpus was labelled with it, so the model knows it only from "
@@ -128,15 +139,23 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
         articles=len(articles), paragraphs=len(texts),
         clusters=len(set(labels.tolist()) - {clustering.OUTLIER}),
         paragraphs_per_theme={t.id: int(n) for t, n in zip(theme_list, pseudo.targets.sum(axis=0))},
-        embedding_model=embedder.spec, seed=seed, seconds=stages.seconds, warnings=notes)
+        embedding_model=embedder.spec, seed=seed, seconds=stages.seconds, warnings=notes,
+        clusters_set_by_person=sum(i.set_by_person for i in infos))
     config = {"seed": seed, "clusterer": clusterer,
               "training": {"corpus": str(corpus) if not isinstance(corpus, list) else "(in memory)",
                            "articles": summary.articles, "paragraphs": summary.paragraphs,
                            "clusters": summary.clusters, "paragraphs_per_theme": summary.paragraphs_per_theme}}
     tagger = ThemeTagger(theme_list, embedder, head, config)
+    if corrections is not None:
+        config["training"]["assignments"] = str(corrections.path)
     if out is not None:
-        report = cluster_report(infos, texts, theme_list, vars(summary))
-        summary.out = str(stages.run("save", tagger.save, out, {"clusters.md": report}))
+        files = {"clusters.md": cluster_report(infos, texts, theme_list, vars(summary)),
+                 review.FILE_NAME: review.assignments_csv(infos, texts, theme_list, fingerprint)}
+        if report:
+            files |= stages.run("report", html_report.training_report, paragraphs, embeddings, sample, labels, infos,
+                                head.predict_proba(embeddings, texts), theme_list, head.thresholds_, vars(summary),
+                                seed, cache_root, f"theme-tagger report: {Path(out).name}")
+        summary.out = str(stages.run("save", tagger.save, out, files))
     tagger.training_labels_ = pseudo   # kept on the object for inspection and benchmarks; not saved
     tagger.training_paragraphs_ = paragraphs
     return tagger, summary

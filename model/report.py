@@ -20,11 +20,15 @@ def cluster_report(infos: list[ClusterInfo], texts: list[str], themes: list[Them
              ", ".join(f"{labels[t]} {n}" for t, n in summary["paragraphs_per_theme"].items()), ""]
     for info in infos:
         title = "Unclustered paragraphs" if info.id == OUTLIER else f"Cluster {info.id}"
-        lines += [f"## {title} ({info.size} paragraphs)", ""]
+        mark = ", themes set by a person" if info.set_by_person else ""
+        lines += [f"## {title} ({info.size} paragraphs{mark})", ""]
         if info.id == OUTLIER:
             lines += ["Not labelled as a group: each of these paragraphs keeps the themes its own similarity gives.", ""]
         else:
             given = ", ".join(labels[t] for t in info.themes) or "none of the themes"
+            if info.set_by_person:
+                vote = ", ".join(labels.get(t, t) for t in info.vote) or "none of the themes"
+                given += f" (**set by a person** in the assignments file; the vote gave: {vote})"
             lines += [f"**Themes:** {given}", ""]
             for theme_id, why in info.reasons.items():
                 lines.append(f"- {labels[theme_id]}: {why}")

@@ -151,7 +151,7 @@ class ThemeTagger:
         return TagResult({t: float(x) for t, x in zip(ids, article)}, [ids[k] for k in passed], paragraphs)
 
     # -- saving -------------------------------------------------------------------------------------------------
-    def save(self, path: str | Path, extra_files: dict[str, str] | None = None) -> Path:
+    def save(self, path: str | Path, extra_files: dict[str, str | bytes] | None = None) -> Path:
         """Write the model folder atomically: a half-written folder never carries the final name."""
         path = Path(path)
         check_output_dir(path)
@@ -169,8 +169,8 @@ class ThemeTagger:
             (tmp / VOCABULARY).write_text(json.dumps(vocabulary), encoding="utf-8")
             if isinstance(self.embedder, StaticEmbedder):
                 self.embedder.model.save_pretrained(str(tmp / STATIC_DIR))
-            for name, text in (extra_files or {}).items():
-                (tmp / name).write_text(text, encoding="utf-8")
+            for name, content in (extra_files or {}).items():
+                (tmp / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
             config = {**self.config, "format": FORMAT, "format_version": FORMAT_VERSION,
                       "themes": [t.to_dict() for t in self.theme_defs], "thresholds": self.thresholds,
                       "classifier": meta, "versions": installed_versions(),

@@ -128,3 +128,31 @@ def test_tag_many_matches_tag_with_the_real_model(loaded) -> None:
         one = tagger.tag(text)
         assert one.themes == many.themes
         assert one.scores == pytest.approx(many.scores, abs=1e-4)
+
+
+def test_review_loop_on_the_seeds(real) -> None:
+    """The workbench on the real model: a map of every paragraph, and one corrected cluster that retrains warm."""
+    import csv
+    import io
+
+    tagger, summary, out = real
+    data = json.loads((out / "map.json").read_text(encoding="utf-8"))
+    assert sum(x is not None for x in data["paragraphs"]["x"]) == summary.paragraphs
+    assert (out / "report.html").is_file() and (out / "map.png").read_bytes()[:4] == b"\x89PNG"
+    rows = list(csv.DictReader(io.StringIO((out / "assignments.csv").read_text(encoding="utf-8"))))
+    target = max(rows, key=lambda r: (r["themes"] == "none", int(r["size"])))
+    target["themes"] = "smart_city"
+    edited = out.parent / "edited.csv"
+    with open(edited, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        after, s = model.train(SEEDS, SEEDS / "themes.toml", cache_dir=out.parent / "cache", progress=False,
+                               assignments=edited)
+    assert s.clusters_set_by_person == 1
+    assert "report" not in s.seconds, "no model folder, no report"
+    members = [t for t, c in zip(data["paragraphs"]["text"], data["paragraphs"]["cluster"]) if c == int(target["cluster"])]
+    assert sum("smart_city" in r.themes for r in after.tag_many(members)) >= 0.8 * len(members)
