@@ -15,6 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("data", help="JSONL: `text` plus `label` (one theme id) or `labels` (a list of theme ids)")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH ('-' for stdout)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--embedding-model", metavar="NAME_OR_PATH",
+                   help="the embedder to tag with, for a model trained with one that is neither bundled nor stored "
+                        "in its folder (a saved model never loads such a one by itself)")
     p.add_argument("--cosine-baseline", action="store_true",
                    help="also score the zero-shot baseline: cosine to each theme's description, at the single cut "
                         "that suits these labels best (an oracle, so it flatters the baseline)")
@@ -24,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     from model.evaluate import cosine_baseline, evaluate, format_report
 
     try:
-        tagger = ThemeTagger.load(args.model)
+        tagger = ThemeTagger.load(args.model, embedding_model=args.embedding_model)
         figures = evaluate(tagger, args.data, progress=not args.quiet)
         if args.cosine_baseline:
             figures["cosine_baseline"] = cosine_baseline(tagger, args.data)
