@@ -27,8 +27,9 @@ REPLACEMENT = "\ufffd"
 # No real word is this long; a longer run without whitespace (a base64 blob, a pasted binary, a 50 MB line) is
 # wrapped into pieces of this many characters, so no vocabulary entry, keyword or report line grows without bound.
 MAX_WORD_CHARS = 50
-# Warn, once per corpus, when this share of the paragraphs repeat others, or when there are this many to embed.
-REPEATED_SHARE, LARGE_CORPUS = 0.3, 100_000
+# Warn, once per corpus, when this share of the paragraphs repeat others, when there are this many to embed (a
+# quarter of an hour or more for the transformer on a laptop CPU), or when one of a few articles gives this many.
+REPEATED_SHARE, LARGE_CORPUS, LONG_ARTICLE = 0.3, 20_000, 1_000
 
 
 def fix_unicode(text: str) -> tuple[str, int]:
@@ -384,6 +385,6 @@ def warn_about_size(articles: list[Article], paragraphs: list[Paragraph]) -> Non
     for p in paragraphs:
         per_article[p.article_id] = per_article.get(p.article_id, 0) + 1
     biggest = max(per_article, key=per_article.get)
-    if len(articles) < 10 and per_article[biggest] >= 10_000:
+    if len(articles) < 10 and per_article[biggest] >= LONG_ARTICLE:
         log.warning("article %r alone gives %d paragraphs; a .txt file is read as one article (for many articles "
                     "give a folder of .txt files, or a .jsonl or .csv file)", biggest, per_article[biggest])

@@ -255,6 +255,22 @@ def test_repeated_paragraphs_are_embedded_once_with_a_warning(synthetic, fake_em
     assert re.search(r"\d+ of \d+ paragraphs repeat others", caplog.text)
 
 
+def test_large_corpora_and_one_huge_article_get_a_warning(caplog) -> None:
+    from model.corpus import LARGE_CORPUS, LONG_ARTICLE, Paragraph, warn_about_size
+
+    articles = [Article(f"a{i}", "") for i in range(20)]
+    many = [Paragraph(f"a{i % 20}", i, f"paragraph number {i}") for i in range(LARGE_CORPUS)]
+    with caplog.at_level(logging.WARNING, logger="model.corpus"):
+        warn_about_size(articles, many[:LARGE_CORPUS - 1])
+        assert caplog.text == ""
+        warn_about_size(articles, many)
+    assert f"{LARGE_CORPUS} distinct paragraphs to embed" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="model.corpus"):
+        warn_about_size([Article("book", "")], [Paragraph("book", i, f"p {i}") for i in range(LONG_ARTICLE)])
+    assert "article 'book' alone gives 1000 paragraphs; a .txt file is read as one article" in caplog.text
+
+
 def test_a_line_without_whitespace_leaves_a_small_model(synthetic, fake_embedder, tmp_path) -> None:
     # The 50 MB whitespace-free line, at 1 MB: it left a 50 MB vocabulary.json and a 100 MB clusters.md.
     corpus = tmp_path / "corpus"
