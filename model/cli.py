@@ -81,6 +81,9 @@ def add_tag_args(p: argparse.ArgumentParser) -> None:
                    help="the table to write: .jsonl, .csv or .parquet (by its ending); written atomically")
     p.add_argument("--batch-size", type=int, default=256, help="articles embedded together (default 256)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--embedding-model", metavar="NAME_OR_PATH",
+                   help="the embedder to tag with, for a model trained with one that is neither bundled nor stored "
+                        "in its folder (a saved model never loads such a one by itself)")
 
 
 def run_tag(args: argparse.Namespace) -> int:
@@ -93,7 +96,7 @@ def run_tag(args: argparse.Namespace) -> int:
         raise UserInputError(f"--out {args.out} is the corpus itself; write the table to another file")
     if args.batch_size < 1:
         raise UserInputError(f"--batch-size must be at least 1, got {args.batch_size}")
-    tagger = ThemeTagger.load(args.model)
+    tagger = ThemeTagger.load(args.model, embedding_model=args.embedding_model)
     start = time.perf_counter()
     rows = tag_file(tagger, args.corpus, args.out, batch_size=args.batch_size, progress=not args.quiet)
     seconds = time.perf_counter() - start
@@ -108,6 +111,9 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="JSONL: `text` plus `label` (one theme id) or `labels` (a list of theme ids)")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH ('-' for stdout)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--embedding-model", metavar="NAME_OR_PATH",
+                   help="the embedder to tag with, for a model trained with one that is neither bundled nor stored "
+                        "in its folder (a saved model never loads such a one by itself)")
     p.add_argument("--cosine-baseline", action="store_true",
                    help="also score the zero-shot baseline: cosine to each theme's description, at the single cut "
                         "that suits these labels best (an oracle, so it flatters the baseline)")
@@ -118,7 +124,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from . import ThemeTagger
     from .evaluate import cosine_baseline, evaluate, format_report
 
-    tagger = ThemeTagger.load(args.model)
+    tagger = ThemeTagger.load(args.model, embedding_model=args.embedding_model)
     figures = evaluate(tagger, args.data, progress=not args.quiet)
     if args.cosine_baseline:
         figures["cosine_baseline"] = cosine_baseline(tagger, args.data)

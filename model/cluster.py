@@ -75,23 +75,43 @@ def reduce(embeddings: np.ndarray, seed: int = 0, reducer=None, cache_dir: Path 
     path = None
     if cache_dir is not None:
         key = hashlib.sha256(np.ascontiguousarray(embeddings).tobytes() + f"{seed}|{reducer!r}".encode()).hexdigest()
-        path = Path(cache_dir) / "reduced" / f"{key[:32]}.npy"
-        try:
-            cached = np.load(path, allow_pickle=False)
-            if cached.shape[0] == n:
-                return cached
-        except (OSError, ValueError, EOFError):
-            pass  # missing or damaged: compute again
+        path = Path(cache_dir) / "reduced" / f"{key[:32]}.npz"
+        cached = _read_reduced(path, key, n)
+        if cached is not None:
+            return cached
     with warnings.catch_warnings():
         # A fixed random_state makes UMAP single-threaded, and says so; reproducibility is the point here.
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
         reduced = np.asarray(reducer.fit_transform(embeddings), dtype=np.float32)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-        np.save(tmp, reduced)
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
+            np.savez(tmp, reduced=reduced, checksum=np.frombuffer(_checksum(key, reduced), dtype=np.uint8))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("could not cache the UMAP coordinates (%s)", exc)
     return reduced
+
+
+def _checksum(key: str, reduced: np.ndarray) -> bytes:
+    return hashlib.sha256(key.encode() + np.ascontiguousarray(reduced, dtype=np.float32).tobytes()).digest()
+
+
+def _read_reduced(path: Path, key: str, n: int) -> np.ndarray | None:
+    """Cached coordinates, or None when missing; damaged ones (checksum, shape) are reported and recomputed."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            reduced, checksum = npz["reduced"], npz["checksum"].tobytes()
+        if (reduced.dtype == np.float32 and reduced.ndim == 2 and reduced.shape[0] == n
+                and checksum == _checksum(key, reduced)):
+            return reduced
+    except Exception:  # noqa: BLE001 - any damage at all (zip, npy header, member) means: compute again
+        pass
+    log.warning("cached UMAP coordinates %s are damaged; computing them again", path)
+    return None
 
 
 def cluster(reduced: np.ndarray, method: ClusterMethod = "hdbscan", seed: int = 0, clusterer=None) -> np.ndarray:

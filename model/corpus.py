@@ -16,6 +16,45 @@ from model.errors import UserInputError
 log = logging.getLogger(__name__)
 
 
+# ---------------------------------------------------------------- text rules
+
+# One rule for invalid Unicode everywhere text comes in (corpus files, tag(), tag_many(), the theme file): a lone
+# surrogate (valid JSON, "\ud83d", but not a character) becomes U+FFFD, with a warning. Tokenizers, hashing and
+# UTF-8 files all reject lone surrogates, so they must not get past the door.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+# No real word is this long; a longer run without whitespace (a base64 blob, a pasted binary, a 50 MB line) is
+# wrapped into pieces of this many characters, so no vocabulary entry, keyword or report line grows without bound.
+MAX_WORD_CHARS = 50
+# Warn, once per corpus, when this share of the paragraphs repeat others, when there are this many to embed (a
+# quarter of an hour or more for the transformer on a laptop CPU), or when one of a few articles gives this many.
+REPEATED_SHARE, LARGE_CORPUS, LONG_ARTICLE = 0.3, 20_000, 1_000
+
+
+def fix_unicode(text: str) -> tuple[str, int]:
+    """`text` with lone surrogates replaced by U+FFFD, and how many were replaced."""
+    return _SURROGATE.subn(REPLACEMENT, text)
+
+
+def fix_unicode_all(texts: list[str], what: str = "texts") -> list[str]:
+    """fix_unicode on each text; one warning for the lot."""
+    out, bad = [], 0
+    for text in texts:
+        fixed, n = fix_unicode(text)
+        out.append(fixed)
+        bad += n > 0
+    if bad:
+        log.warning("%d of %d %s held invalid Unicode (lone surrogates); replaced with U+FFFD", bad, len(texts), what)
+    return out
+
+
+def wrap_long_words(text: str, limit: int = MAX_WORD_CHARS) -> str:
+    """Cut every run of more than `limit` non-space characters into pieces of `limit`; no character is lost."""
+    if not any(len(w) > limit for w in text.split()):
+        return text
+    return " ".join(w[i:i + limit] for w in text.split() for i in range(0, len(w), limit))
+
+
 @dataclass(frozen=True)
 class Article:
     id: str
@@ -63,13 +102,19 @@ def iter_corpus(path: str | os.PathLike) -> Iterator[Article]:
 
 
 def _non_empty(articles: Iterator[Article], path: Path) -> Iterator[Article]:
-    kept = 0
+    """The articles with text, lone surrogates replaced by U+FFFD (one warning at the end for the lot)."""
+    kept = bad = 0
     for article in articles:
+        text, n = fix_unicode(article.text)
+        bad += n > 0
+        article = Article(fix_unicode(article.id)[0], text)
         if article.text.strip():
             kept += 1
             yield article
         else:
             log.warning("skipping empty article %r in %s", article.id, path)
+    if bad:
+        log.warning("%d articles in %s held invalid Unicode (lone surrogates); replaced with U+FFFD", bad, path)
     if not kept:
         raise UserInputError(f"corpus {path} has no text")
 
@@ -336,11 +381,36 @@ def split_long(paragraph: str, max_words: int) -> list[str]:
 
 
 def paragraphs_of(articles: list[Article], max_words: int = 180, warn_empty: bool = True) -> list[Paragraph]:
-    """Clean and length-split every article, keeping article order and paragraph order."""
+    """Clean and length-split every article, keeping article order and paragraph order.
+
+    Lone surrogates become U+FFFD (one warning); runs of over MAX_WORD_CHARS non-space characters are wrapped."""
     result = []
-    for article in articles:
-        pieces = [piece for para in clean_article(article.text) for piece in split_long(para, max_words)]
+    texts = fix_unicode_all([a.text for a in articles], "articles")
+    for article, text in zip(articles, texts):
+        pieces = [piece for para in clean_article(text) for piece in split_long(wrap_long_words(para), max_words)]
         if not pieces and warn_empty:
             log.warning("article %r has no text left after cleaning", article.id)
         result += [Paragraph(article.id, i, piece) for i, piece in enumerate(pieces)]
     return result
+
+
+def warn_about_size(articles: list[Article], paragraphs: list[Paragraph]) -> None:
+    """Say so when a corpus is mostly repeats, or large enough that embedding it takes long."""
+    if not paragraphs:
+        return
+    distinct = len({p.text for p in paragraphs})
+    if len(paragraphs) >= 100 and distinct <= (1 - REPEATED_SHARE) * len(paragraphs):
+        log.warning("%d of %d paragraphs repeat others (%.0f%%); each distinct paragraph is embedded once, but a "
+                    "repeated text weighs more in clustering and training. Is the same text in the corpus many "
+                    "times?", len(paragraphs) - distinct, len(paragraphs), 100 * (1 - distinct / len(paragraphs)))
+    if distinct >= LARGE_CORPUS:
+        log.warning("%d distinct paragraphs to embed: on a CPU the transformer embeds roughly 20-100 a second, so "
+                    "this takes a long while (--embedding-model static is far faster; the cache keeps what is "
+                    "done if the run is stopped)", distinct)
+    per_article: dict[str, int] = {}
+    for p in paragraphs:
+        per_article[p.article_id] = per_article.get(p.article_id, 0) + 1
+    biggest = max(per_article, key=per_article.get)
+    if len(articles) < 10 and per_article[biggest] >= LONG_ARTICLE:
+        log.warning("article %r alone gives %d paragraphs; a .txt file is read as one article (for many articles "
+                    "give a folder of .txt files, or a .jsonl or .csv file)", biggest, per_article[biggest])

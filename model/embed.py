@@ -6,7 +6,9 @@ import hashlib
 import logging
 import os
 import shutil
+import socket
 import sqlite3
+import tempfile
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -65,6 +67,8 @@ class SentenceTransformerEmbedder:
             path = spec
             local = Path(spec).expanduser()
             self.id = f"st:{local.resolve()}#{_fingerprint(local)}" if local.is_dir() else f"st:{spec}"
+            if not local.is_dir():
+                check_downloadable(spec)
         try:
             self.model = SentenceTransformer(path, device=device)
         except Exception as exc:  # the library raises many kinds for a missing model
@@ -127,10 +131,59 @@ class StaticEmbedder:
         return _normalise(self.model.encode(list(texts), show_progress_bar=show_progress))
 
 
+def _in_hf_cache(name: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    names = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
+    for repo in names:
+        try:
+            if isinstance(try_to_load_from_cache(repo, "config.json"), str):
+                return True
+        except ValueError:  # not a valid repo id at all
+            return False
+    return False
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((url.hostname, url.port or (80 if url.scheme == "http" else 443)), timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def check_downloadable(name: str) -> None:
+    """Fail in seconds, not after a minute of retries, when a model name is not on disk and the hub is out of reach."""
+    if _in_hf_cache(name):
+        return
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if offline or not _hub_reachable():
+        why = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face hub cannot be reached"
+        raise UserInputError(
+            f"embedding model {name!r} is not a local folder and not in the Hugging Face cache, and {why}; "
+            "give the path of a downloaded model, or leave out --embedding-model for the bundled one")
+
+
 def default_cache_dir() -> Path:
     root = os.environ.get("THEME_TAGGER_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "theme-tagger")
     return Path(root)
+
+
+def check_cache_dir(path: Path) -> None:
+    """Before the long work: the cache folder must be a folder we can write in (it is created if missing)."""
+    path = Path(path)
+    hint = "set THEME_TAGGER_CACHE to a writable folder, or pass --no-cache (cache_dir=None)"
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"the cache {path} is a file, not a folder; {hint}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as exc:
+        raise UserInputError(f"cannot write to the cache folder {path} ({exc.strerror or exc}); {hint}") from None
 
 
 def load_embedder(spec: str = BUNDLED, cache_dir: Path | None = None) -> Embedder:
@@ -148,7 +201,10 @@ def load_embedder(spec: str = BUNDLED, cache_dir: Path | None = None) -> Embedde
 class EmbeddingCache:
     """Embeddings on disk, keyed by the model's id and the text's hash (SQLite: atomic writes, one file).
 
-    A damaged row (wrong size) or a damaged file is ignored and recomputed, never trusted."""
+    Every row carries a checksum of its key and vector: a damaged row (or file) is recomputed, with a warning,
+    never trusted."""
+
+    TABLE = "vectors"   # v2, with checksums (v1's table "emb" had none; it is left alone, unread)
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -162,47 +218,70 @@ class EmbeddingCache:
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path)
-        db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, dim INTEGER, vec BLOB)")
-        db.execute("SELECT count(*) FROM emb").fetchone()
+        db.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} "
+                   "(key TEXT PRIMARY KEY, dim INTEGER, vec BLOB, checksum TEXT)")
+        db.execute(f"SELECT count(*) FROM {self.TABLE}").fetchone()
         return db
 
     @staticmethod
     def key(model_id: str, text: str) -> str:
-        return hashlib.sha256(f"{model_id}\x00{text}".encode()).hexdigest()
+        return hashlib.sha256(f"{model_id}\x00{text}".encode("utf-8", "surrogatepass")).hexdigest()
+
+    @staticmethod
+    def checksum(key: str, blob: bytes) -> str:
+        return hashlib.sha256(key.encode() + b"\x00" + blob).hexdigest()[:32]
 
     def get(self, keys: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
+        damaged = 0
         try:
             for i in range(0, len(keys), 500):
                 chunk = keys[i:i + 500]
-                rows = self.db.execute(
-                    f"SELECT key, dim, vec FROM emb WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-                for key, dim, blob in rows:
-                    if isinstance(blob, bytes) and dim and len(blob) == 4 * dim:
+                rows = self.db.execute(f"SELECT key, dim, vec, checksum FROM {self.TABLE} "
+                                       f"WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+                for key, dim, blob, checksum in rows:
+                    if (isinstance(blob, bytes) and isinstance(dim, int) and dim > 0 and len(blob) == 4 * dim
+                            and checksum == self.checksum(key, blob)):
                         found[key] = np.frombuffer(blob, dtype=np.float32)
+                    else:
+                        damaged += 1
         except sqlite3.DatabaseError as exc:
             log.warning("embedding cache unreadable (%s); recomputing", exc)
             return {}
+        if damaged:
+            log.warning("embedding cache %s: %d damaged entries (checksum mismatch); recomputing them",
+                        self.path, damaged)
         return found
 
     def put(self, keys: list[str], vectors: np.ndarray) -> None:
+        rows = []
+        for k, v in zip(keys, vectors):
+            blob = np.asarray(v, dtype=np.float32).tobytes()
+            rows.append((k, int(v.shape[0]), blob, self.checksum(k, blob)))
         try:
             with self.db:
-                self.db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?, ?)",
-                                    [(k, int(v.shape[0]), v.astype(np.float32).tobytes()) for k, v in zip(keys, vectors)])
+                self.db.executemany(f"INSERT OR REPLACE INTO {self.TABLE} VALUES (?, ?, ?, ?)", rows)
         except sqlite3.DatabaseError as exc:
             log.warning("could not write the embedding cache (%s)", exc)
 
 
 def embed_texts(texts: Sequence[str], embedder: Embedder, cache: EmbeddingCache | None = None,
                 show_progress: bool = False, chunk: int = 1024) -> np.ndarray:
-    """Embed texts, reusing and filling the cache; chunks are stored as they finish, so an interrupted run loses little."""
-    if cache is None or not texts:
-        return embedder.encode(texts, show_progress=show_progress)
-    keys = [EmbeddingCache.key(embedder.id, t) for t in texts]
+    """Embed texts, each distinct text once, reusing and filling the cache; chunks are stored as they finish, so an
+    interrupted run loses little."""
+    if not texts:
+        return embedder.encode([])
+    first: dict[str, int] = {}
+    where = np.array([first.setdefault(t, len(first)) for t in texts])
+    distinct = list(first)
+    if len(distinct) < len(texts):
+        log.info("%d of %d texts repeat others; embedding %d", len(texts) - len(distinct), len(texts), len(distinct))
+    if cache is None:
+        return np.asarray(embedder.encode(distinct, show_progress=show_progress), dtype=np.float32)[where]
+    keys = [EmbeddingCache.key(embedder.id, t) for t in distinct]
     found = cache.get(keys)
     todo = [i for i, k in enumerate(keys) if k not in found]
-    log.info("embedding cache: %d of %d texts found", len(texts) - len(todo), len(texts))
+    log.info("embedding cache: %d of %d texts found", len(distinct) - len(todo), len(distinct))
     out: list[np.ndarray | None] = [found.get(k) for k in keys]
     bar = None
     if show_progress and todo:
@@ -211,7 +290,7 @@ def embed_texts(texts: Sequence[str], embedder: Embedder, cache: EmbeddingCache 
         bar = tqdm(total=len(todo), desc="embed", unit="para")
     for start in range(0, len(todo), chunk):
         idx = todo[start:start + chunk]
-        vecs = embedder.encode([texts[i] for i in idx])
+        vecs = embedder.encode([distinct[i] for i in idx])
         cache.put([keys[i] for i in idx], vecs)
         for i, v in zip(idx, vecs):
             out[i] = v
@@ -219,9 +298,7 @@ def embed_texts(texts: Sequence[str], embedder: Embedder, cache: EmbeddingCache 
             bar.update(len(idx))
     if bar is not None:
         bar.close()
-    if not texts:
-        return embedder.encode([])
-    return np.vstack(out).astype(np.float32)
+    return np.vstack(out).astype(np.float32)[where]
 
 
 class CachedEmbedder:

@@ -13,12 +13,13 @@ from sklearn.base import clone
 from . import cluster as clustering
 from . import html_report, review
 from .classifier import ThemeClassifier
-from .corpus import Article, paragraphs_of, read_corpus
-from .embed import BUNDLED, EmbeddingCache, Embedder, default_cache_dir, embed_texts, load_embedder
+from .corpus import Article, paragraphs_of, read_corpus, warn_about_size
+from .embed import BUNDLED, EmbeddingCache, Embedder, check_cache_dir, default_cache_dir, embed_texts, load_embedder
 from .errors import UserInputError
 from .label import anchors, label, nearest, relabel, same_count_cuts, smooth
 from .report import cluster_report
-from .tagger import ThemeTagger, check_output_dir
+from .storage import check_output_dir
+from .tagger import ThemeTagger
 from .themes import Theme, load_themes
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,12 @@ class _Stages:
         return result
 
 
+def check_seed(seed) -> None:
+    """One seed feeds numpy, UMAP and scikit-learn, which all take 0 <= seed < 2**32."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise UserInputError(f"seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
+
+
 def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], *, out: str | Path | None = None,
           seed: int = 0, embedding_model: str = BUNDLED, clusterer: str = "hdbscan",
           cache_dir: str | Path | None = "default", embedder: Embedder | None = None,
@@ -72,6 +79,7 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     report: with `out`, also write report.html, map.png and map.json (the map costs one more UMAP, cached)."""
     if clusterer not in clustering.CLUSTER_METHODS:
         raise UserInputError(f"clusterer must be one of {', '.join(clustering.CLUSTER_METHODS)}, got {clusterer!r}")
+    check_seed(seed)
     stages = _Stages()
     theme_list = themes if isinstance(themes, list) else load_themes(themes)
     corrections = review.read_assignments(assignments, theme_list) if assignments is not None else None
@@ -79,6 +87,8 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
         check_output_dir(Path(out))   # fail before the long work, not after it
     articles = corpus if isinstance(corpus, list) else read_corpus(corpus)
     cache_root = default_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
+    if cache_root is not None:
+        check_cache_dir(cache_root)
     if embedder is None:
         embedder = stages.run("load embedder", load_embedder, embedding_model, cache_root)
     cache = EmbeddingCache(cache_root / "embeddings.sqlite") if cache_root else None
@@ -88,6 +98,7 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     if not texts:
         raise UserInputError("no paragraphs left after cleaning the corpus")
     log.info("%d articles -> %d paragraphs", len(articles), len(texts))
+    warn_about_size(articles, paragraphs)
     embeddings = stages.run("embed", embed_texts, texts, embedder, cache, progress)
     prompt_vectors = stages.run("embed", lambda: [embedder.encode(t.prompts()) for t in theme_list])
     # Labelling refines these anchors on the corpus; the classifier keeps the theme file's own, so new text is

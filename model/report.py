@@ -6,9 +6,13 @@ from .cluster import OUTLIER, ClusterInfo
 from .themes import Theme
 
 
-def _clip(text: str, words: int = 60) -> str:
+def _clip(text: str, words: int = 60, chars: int = 600) -> str:
+    """The start of a paragraph: at most `words` words and `chars` characters, so no paragraph floods the report."""
     parts = text.split()
-    return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
+    clipped = " ".join(parts[:words])
+    if len(clipped) > chars:
+        clipped = clipped[:chars]
+    return clipped + (" …" if clipped != " ".join(parts) else "")
 
 
 def cluster_report(infos: list[ClusterInfo], texts: list[str], themes: list[Theme], summary: dict) -> str:
@@ -34,6 +38,6 @@ def cluster_report(infos: list[ClusterInfo], texts: list[str], themes: list[Them
                 lines.append(f"- {labels[theme_id]}: {why}")
             if info.reasons:
                 lines.append("")
-        lines += [f"**Keywords:** {', '.join(info.keywords) or '(none)'}", "", "**Typical paragraphs:**", ""]
+        lines += [f"**Keywords:** {_clip(', '.join(info.keywords), chars=1000) or '(none)'}", "", "**Typical paragraphs:**", ""]
         lines += [f"> {_clip(texts[i])}\n" for i in info.typical]
     return "\n".join(lines).rstrip() + "\n"

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import warnings
-import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,17 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
+from . import storage
 from .classifier import ThemeClassifier
 from .corpus import Article, paragraphs_of
-from .embed import Embedder, SentenceTransformerEmbedder, StaticEmbedder
+from .embed import _BUNDLED_ALIASES, BUNDLED, Embedder, SentenceTransformerEmbedder, StaticEmbedder, load_embedder
 from .errors import UserInputError
+from .storage import CONFIG, FORMAT, FORMAT_VERSION, STATIC_DIR, VOCABULARY, WEIGHTS, check_output_dir  # noqa: F401
 from .themes import Theme
 
 log = logging.getLogger(__name__)
 
-FORMAT = "theme-tagger"
-FORMAT_VERSION = 1
-CONFIG, WEIGHTS, VOCABULARY, STATIC_DIR = "config.json", "classifier.npz", "vocabulary.json", "embedder"
 VERSIONED = ("theme-tagger", "numpy", "scikit-learn", "sentence-transformers", "torch", "model2vec")
 
 
@@ -152,88 +148,106 @@ class ThemeTagger:
 
     # -- saving -------------------------------------------------------------------------------------------------
     def save(self, path: str | Path, extra_files: dict[str, str | bytes] | None = None) -> Path:
-        """Write the model folder atomically: a half-written folder never carries the final name."""
-        path = Path(path)
-        check_output_dir(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Leftovers of an interrupted save; an old copy only once a complete model stands at the path again.
-        stale_old = list(path.parent.glob(f".{path.name}.old-*")) if (path / CONFIG).is_file() else []
-        for stale in [*path.parent.glob(f".{path.name}.tmp-*"), *stale_old]:
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-        tmp.mkdir()
-        try:
+        """Write the model folder. A half-written folder never carries the final name, the model already there
+        is never lost (see model/storage.py), and overlapping saves run one after the other."""
+
+        def write(folder: Path) -> None:
             arrays, meta = self.classifier.to_arrays()
             vocabulary = meta.pop("vocabulary")
-            np.savez(tmp / WEIGHTS, **arrays)
-            (tmp / VOCABULARY).write_text(json.dumps(vocabulary), encoding="utf-8")
+            np.savez(folder / WEIGHTS, **arrays)
+            (folder / VOCABULARY).write_text(json.dumps(vocabulary), encoding="utf-8")
             if isinstance(self.embedder, StaticEmbedder):
-                self.embedder.model.save_pretrained(str(tmp / STATIC_DIR))
+                self.embedder.model.save_pretrained(str(folder / STATIC_DIR))
             for name, content in (extra_files or {}).items():
-                (tmp / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+                (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
             config = {**self.config, "format": FORMAT, "format_version": FORMAT_VERSION,
                       "themes": [t.to_dict() for t in self.theme_defs], "thresholds": self.thresholds,
                       "classifier": meta, "versions": installed_versions(),
                       "embedding_model": {"spec": self.embedder.spec, "id": self.embedder.id,
                                           "kind": "static" if isinstance(self.embedder, StaticEmbedder) else
                                           "sentence-transformers"},
+                      "files": sorted({CONFIG, *(p.name for p in folder.iterdir())}),
                       "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             # config.json is written last: its presence is what marks a folder as a complete model.
-            (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
-            old = None
-            if path.exists():
-                old = path.parent / f".{path.name}.old-{os.getpid()}"
-                path.rename(old)
-            try:
-                tmp.rename(path)
-            except BaseException:
-                if old is not None:
-                    old.rename(path)   # put the previous model back rather than leave nothing
-                raise
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+            (folder / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+
+        return storage.write_model_folder(Path(path), write)
 
     # -- loading ------------------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path, embedder: Embedder | None = None) -> ThemeTagger:
+    def load(cls, path: str | Path, embedder: Embedder | None = None,
+             embedding_model: str | None = None) -> ThemeTagger:
         """Load a saved model folder. Reads JSON and plain arrays only; runs neither UMAP nor the clusterer.
 
-        embedder: use this one instead of the saved model's (tests pass a small fake)."""
+        The embedder comes from the folder: the bundled model, or the static one stored inside it. A model trained
+        with any other embedder loads only when you name that embedder here (embedding_model: a local folder or a
+        downloaded name), so a shared folder's config.json cannot point loading at a model of its choosing.
+        embedder: use this object instead (tests pass a small fake)."""
         path = Path(path)
+        storage.recover(path)   # an interrupted save may have left the model beside its place
         if not path.is_dir():
             raise UserInputError(f"no saved model at {path} (train one with: python train.py --out {path})")
         if not (path / CONFIG).is_file():
             raise UserInputError(f"{path} is not a complete saved model: {CONFIG} is missing")
         try:
-            config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
-            if not isinstance(config, dict):
-                raise ValueError(f"{CONFIG} is not a JSON object")
-            if config.get("format") != FORMAT:
-                raise ValueError(f"{CONFIG} is not a {FORMAT} config")
-            if config.get("format_version", 0) > FORMAT_VERSION:
-                raise ValueError(f"saved by a newer version (format {config['format_version']})")
-            themes = [Theme.from_dict(t) for t in config["themes"]]
-            with np.load(path / WEIGHTS, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-            meta = {**config["classifier"],
-                    "vocabulary": json.loads((path / VOCABULARY).read_text(encoding="utf-8"))}
-            classifier = ThemeClassifier.from_arrays(arrays, meta)
+            with storage.folder_lock(path.parent, shared=True):   # not half one save's files, half another's
+                config = storage.read_config(path)
+                themes = [Theme.from_dict(t) for t in config["themes"]]
+                classifier = _read_classifier(path, config["classifier"])
             if len(classifier.coef_) != len(themes):
                 raise ValueError(f"{len(themes)} themes but {len(classifier.coef_)} classifier rows")
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        except UserInputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever a damaged file raises, the user hears one line
             raise UserInputError(f"saved model at {path} is damaged: {exc.__class__.__name__}: {exc}") from None
         _warn_on_version_change(config.get("versions", {}))
         if embedder is None:
-            spec = config["embedding_model"]
-            if spec["kind"] == "static":
-                embedder = StaticEmbedder.load(path / STATIC_DIR, spec["spec"])
-            else:
-                embedder = SentenceTransformerEmbedder(spec["spec"])
+            embedder = _saved_embedder(path, config["embedding_model"], embedding_model)
         return cls(themes, embedder, classifier, config)
+
+
+def _read_classifier(path: Path, meta: dict) -> ThemeClassifier:
+    with np.load(path / WEIGHTS, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    for name, array in arrays.items():
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise ValueError(f"{WEIGHTS}: array {name!r} holds {array.dtype}, not numbers")
+        if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
+            raise ValueError(f"{WEIGHTS}: array {name!r} holds NaN or infinite values")
+    vocabulary = json.loads((path / VOCABULARY).read_text(encoding="utf-8"))
+    if vocabulary is not None:
+        if not isinstance(vocabulary, list) or not all(isinstance(w, str) for w in vocabulary):
+            raise ValueError(f"{VOCABULARY} is not a list of words")
+        if len(set(vocabulary)) != len(vocabulary):
+            raise ValueError(f"{VOCABULARY} lists a word twice")
+        if "idf" not in arrays or arrays["idf"].shape != (len(vocabulary),):
+            raise ValueError(f"{VOCABULARY} has {len(vocabulary)} words but {WEIGHTS} no idf array of that length")
+    return ThemeClassifier.from_arrays(arrays, {**meta, "vocabulary": vocabulary})
+
+
+def _saved_embedder(path: Path, saved: dict, named: str | None) -> Embedder:
+    """The embedder a saved model may load: the bundled one, one stored in the folder, or one the caller names."""
+    if named is not None:
+        embedder = load_embedder(named)
+        if embedder.id != saved["id"]:
+            warnings.warn(f"this model was trained with the embedding model {saved['spec']!r} ({saved['id']}); "
+                          f"tagging with {named!r} ({embedder.id}) instead: scores are only right if it is the same "
+                          "model", UserWarning, stacklevel=3)
+        return embedder
+    if saved["kind"] == "static":
+        if not (path / STATIC_DIR).is_dir():
+            raise UserInputError(f"saved model at {path} is damaged: its static embedder ({STATIC_DIR}/) is missing")
+        try:
+            return StaticEmbedder.load(path / STATIC_DIR, saved["spec"])
+        except Exception as exc:  # noqa: BLE001
+            raise UserInputError(f"saved model at {path} is damaged: its static embedder does not load: "
+                                 f"{exc.__class__.__name__}: {str(exc)[:200]}") from None
+    if saved["spec"] in _BUNDLED_ALIASES:
+        return SentenceTransformerEmbedder(BUNDLED)
+    raise UserInputError(
+        f"the model at {path} was trained with the embedding model {saved['spec']!r}, which is neither the bundled "
+        "one nor stored in the folder; a saved model does not load other models by itself. If you trust it, name "
+        f"it: ThemeTagger.load({str(path)!r}, embedding_model={saved['spec']!r}) (command line: --embedding-model)")
 
 
 def _warn_on_version_change(saved: dict) -> None:
@@ -243,17 +257,3 @@ def _warn_on_version_change(saved: dict) -> None:
     if changed:
         warnings.warn("this model was saved with other package versions (" + ", ".join(changed) +
                       "); scores may differ slightly. Retrain to be sure.", UserWarning, stacklevel=3)
-
-
-def check_output_dir(path: Path) -> None:
-    """Refuse to overwrite a folder that holds anything other than a saved model."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UserInputError(f"--out {path} is a file, not a folder")
-    if path.is_dir() and any(path.iterdir()):
-        try:
-            is_model = json.loads((path / CONFIG).read_text(encoding="utf-8")).get("format") == FORMAT
-        except (OSError, ValueError, AttributeError):
-            is_model = False
-        if not is_model:
-            raise UserInputError(f"--out {path} holds files that are not a saved model; choose an empty or new folder")

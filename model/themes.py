@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from dataclasses import dataclass
@@ -9,7 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .corpus import fix_unicode
 from .errors import UserInputError
+
+log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[^\s\x00-\x1f](?:[^\x00-\x1f]*[^\s\x00-\x1f])?$")
 _KEYS = {"label", "description", "keywords", "examples"}
@@ -70,6 +74,11 @@ def _strings(value, where: str) -> tuple[str, ...]:
 
 def parse_themes(text: str, source: str = "theme file") -> list[Theme]:
     """Parse theme-file text; raise UserInputError naming the first problem."""
+    if not isinstance(text, str):
+        raise UserInputError(f"{source}: expected the theme file's text as a str, got {type(text).__name__}")
+    text, bad = fix_unicode(text)
+    if bad:
+        log.warning("%s: %d lone surrogate(s) replaced with U+FFFD", source, bad)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

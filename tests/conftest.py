@@ -201,6 +201,19 @@ def trained(synthetic: Synthetic, fake_embedder: HashEmbedder, tmp_path_factory:
     return Trained(tagger, summary, out, captured[0])
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config) -> None:
+    """hypothesis writes a cache of its own while tests are collected (.hypothesis/ in the working folder): put it
+    under pytest's tmp folder instead, like every other file the tests write."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    try:
+        from hypothesis.configuration import set_hypothesis_home_dir
+    except ImportError:
+        return
+    if factory is not None:
+        set_hypothesis_home_dir(factory.mktemp("hypothesis"))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _no_cache_in_home(tmp_path_factory: pytest.TempPathFactory):
     """Whatever defaults a test hits, the embedding cache never lands in the user's home folder."""

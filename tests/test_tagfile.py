@@ -140,21 +140,21 @@ def test_to_dataframe(trained, synthetic) -> None:
 
 @pytest.fixture
 def fake_loaded_embedder(monkeypatch, fake_embedder):
-    """A saved model loads the fake embedder it was trained with, not a sentence-transformer by that name."""
-    monkeypatch.setattr(model.tagger, "SentenceTransformerEmbedder", lambda spec: fake_embedder)
+    """Naming the fake embedder the model was trained with (--embedding-model) loads the fake itself."""
+    monkeypatch.setattr(model.tagger, "load_embedder", lambda spec: fake_embedder)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_tag_command(fmt, trained, corpus, tmp_path, capsys, fake_loaded_embedder) -> None:
     path, articles = corpus
     out = tmp_path / f"tags{fmt}"
-    assert main(["tag", str(trained.out), str(path), "--out", str(out), "--quiet"]) == 0
+    assert main(["tag", str(trained.out), "--embedding-model", "fake-hash-embedder", str(path), "--out", str(out), "--quiet"]) == 0
     assert f"Tagged {len(articles)} articles into {out}" in capsys.readouterr().out
     assert list(read_rows(out)) == expected_rows(trained.tagger, articles)
 
 
 def test_tag_command_shows_articles_per_second(trained, corpus, tmp_path, capsys, fake_loaded_embedder) -> None:
-    assert main(["tag", str(trained.out), str(corpus[0]), "-o", str(tmp_path / "t.csv")]) == 0
+    assert main(["tag", str(trained.out), "--embedding-model", "fake-hash-embedder", str(corpus[0]), "-o", str(tmp_path / "t.csv")]) == 0
     assert "article/s" in capsys.readouterr().err
 
 
@@ -169,7 +169,7 @@ def test_tag_command_mistakes_give_one_error_line(argv, pattern, trained, corpus
                                                  fake_loaded_embedder) -> None:
     argv = [a.format(model=trained.out, corpus=corpus[0], tmp=tmp_path) for a in argv]
     before = corpus[0].read_bytes()
-    assert main(["tag", *argv, "--quiet"]) == 2
+    assert main(["tag", *argv, "--embedding-model", "fake-hash-embedder", "--quiet"]) == 2
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith("error:"), err
