@@ -177,3 +177,34 @@ def test_a_model_trained_with_another_embedder_loads_only_when_named(real, tmp_p
     np.testing.assert_allclose(scores(named), scores(trained), atol=1e-5)
     # Lone surrogates reach the real tokenizer only as U+FFFD.
     assert named.tag("Farmers sell walnuts \ud83d online.").paragraphs[0].text == "Farmers sell walnuts \ufffd online."
+
+
+# What each seed article plainly states (issue 15): the themes a reader finds in it, lists of areas of work included.
+SEED_TABLE = {
+    "000_dcba4bd07de65fdf": {"rural_ecommerce", "cloud_big_data", "poverty_alleviation", "smart_city"},
+    "001_989d0876c9b6ac90": {"rural_ecommerce", "cloud_big_data", "poverty_alleviation", "smart_city"},
+    "002_5ac30d3eb63e27dd": {"cloud_big_data", "smart_city"},
+    "003_70d21aeaf46c585b": {"cloud_big_data", "smart_city"},
+    "004_8993340791e21f7b": {"cloud_big_data", "smart_city"},
+}
+
+
+def test_the_seed_articles_get_the_themes_they_plainly_state(real) -> None:
+    from model.corpus import read_corpus
+
+    tagger, _, _ = real
+    got = {a.id: set(r.themes) for a, r in zip(read_corpus(SEEDS), tagger.tag_many([a.text for a in read_corpus(SEEDS)]))}
+    for article, want in SEED_TABLE.items():
+        assert want <= got[article], f"{article}: states {sorted(want)}, tagged {sorted(got[article])}"
+    # Exactly right where the article says nothing more; 004 (a charity visit beside a 2015 agreement on cloud
+    # computing and smart cities) still picks up poverty alleviation and rural e-commerce from its charity paragraphs.
+    for article in ("000_dcba4bd07de65fdf", "001_989d0876c9b6ac90", "002_5ac30d3eb63e27dd", "003_70d21aeaf46c585b"):
+        assert got[article] == SEED_TABLE[article], f"{article}: tagged {sorted(got[article])}"
+
+
+def test_protocol_and_greetings_in_the_seeds_get_no_theme(real) -> None:
+    tagger, _, _ = real
+    for text in ("The provincial leaders Hu Henghua and Zhang Hongsen participated.",
+                 "Yang Fengchun to participate in the above activities.",
+                 "In the afternoon of November 24th, Ma Yun arrived as usual."):
+        assert tagger.tag(text).themes == [], text
