@@ -24,6 +24,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "'static' distils a fast model2vec embedder from the bundled model")
     p.add_argument("--clusterer", choices=["hdbscan", "kmeans"], default="hdbscan", help="default: hdbscan")
     p.add_argument("--no-cache", action="store_true", help="do not reuse or store embeddings on disk")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="embed the corpus on Ray (pip install -e '.[ray]'): a local Ray on this machine, or the "
+                        "cluster at ADDRESS ('auto', 'ray://head:10001'); the embeddings go through the cache")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --ray: embedding actors, one CPU and one torch thread each (default: one per CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p.parse_args(argv)
 
@@ -38,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _, s = train(args.corpus, args.themes, out=args.out, seed=args.seed, embedding_model=args.embedding_model,
                      clusterer=args.clusterer, cache_dir=None if args.no_cache else "default",
-                     progress=not args.quiet)
+                     progress=not args.quiet, ray_address=args.ray, ray_workers=args.workers)
     except UserInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -55,7 +55,8 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
           cache_dir: str | Path | None = "default", embedder: Embedder | None = None,
           reducer_model=None, clusterer_model=None, classifier: ThemeClassifier | None = None,
           self_training_rounds: int = 1, max_fit: int | None = clustering.MAX_FIT,
-          progress: bool = True) -> tuple[ThemeTagger, TrainSummary]:
+          progress: bool = True, ray_address: str | None = None,
+          ray_workers: int | None = None) -> tuple[ThemeTagger, TrainSummary]:
     """Train a ThemeTagger from a corpus and a theme file; save it to `out` if given.
 
     cache_dir: where embeddings are kept between runs ("default": ~/.cache/theme-tagger; None: no cache).
@@ -63,7 +64,9 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     encode / fit_transform / fit_predict, or a configured ThemeClassifier, cloned for each fit).
     self_training_rounds: relabel with the classifier's own scores and retrain this many times.
     max_fit: fit UMAP and the clusterer on at most this many paragraphs (None: all); the rest take the cluster
-    of their most similar fitted paragraph."""
+    of their most similar fitted paragraph.
+    ray_address: embed the paragraphs on Ray ("local", "auto", "ray://host:port") into the embedding cache first,
+    with ray_workers actors (model/distributed.py); the stages after the embedding run here, as without Ray."""
     if clusterer not in clustering.CLUSTER_METHODS:
         raise UserInputError(f"clusterer must be one of {', '.join(clustering.CLUSTER_METHODS)}, got {clusterer!r}")
     stages = _Stages()
@@ -72,6 +75,9 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
         check_output_dir(Path(out))   # fail before the long work, not after it
     articles = corpus if isinstance(corpus, list) else read_corpus(corpus)
     cache_root = default_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
+    if ray_address is not None:
+        from .distributed import check_ray_training, embed_corpus
+        check_ray_training(cache_root)
     if embedder is None:
         embedder = stages.run("load embedder", load_embedder, embedding_model, cache_root)
     cache = EmbeddingCache(cache_root / "embeddings.sqlite") if cache_root else None
@@ -81,6 +87,9 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     if not texts:
         raise UserInputError("no paragraphs left after cleaning the corpus")
     log.info("%d articles -> %d paragraphs", len(articles), len(texts))
+    if ray_address is not None:   # fills the cache, so that embed_texts below finds every paragraph there
+        stages.run("embed", embed_corpus, texts, embedder, cache, address=ray_address, workers=ray_workers,
+                   progress=progress)
     embeddings = stages.run("embed", embed_texts, texts, embedder, cache, progress)
     prompt_vectors = stages.run("embed", lambda: [embedder.encode(t.prompts()) for t in theme_list])
     # Labelling refines these anchors on the corpus; the classifier keeps the theme file's own, so new text is

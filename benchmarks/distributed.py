@@ -1,0 +1,164 @@
+#!/usr/bin/env python
+"""Distributed tagging benchmark: the same BBC articles tagged by tag_many in one process, then by 1 and 2 Ray actors.
+
+    python benchmarks/distributed.py                    # 300 articles (about 10 minutes on 2 busy cores)
+    python benchmarks/distributed.py --articles 60      # smoke run; prints the table, BENCHMARKS.md untouched
+
+Trains a model once on other BBC articles with the bundled all-MiniLM-L6-v2 (embeddings cached under
+$THEME_TAGGER_CACHE), then tags the held-out articles three ways, each with one torch thread per tagger and the same
+articles per call. Every time counts loading the model (each actor loads the folder itself) and tagging; the Ray
+runs exclude starting the cluster (reported on its own). The model folder goes to the actors with the job's
+runtime_env (working_dir), as on a cluster without shared storage. Results go between `<!-- distributed:start -->`
+and `<!-- distributed:end -->` in BENCHMARKS.md. Data: ../shared/data/bbc_news.jsonl (never copied into the repo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import shlex
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bbc_news.jsonl"
+THEMES = ROOT / "benchmarks" / "themes" / "bbc.toml"
+BENCH_MD = ROOT / "BENCHMARKS.md"
+START, END = "<!-- distributed:start -->", "<!-- distributed:end -->"
+
+
+def say(msg: str) -> None:
+    print(f"[distributed {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def load_bbc(path: Path, n_train: int, n_tag: int, seed: int = 0):
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    random.Random(seed).shuffle(rows)
+    return rows[:n_train], rows[n_train:n_train + n_tag]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=DATA)
+    p.add_argument("--train-articles", type=int, default=300)
+    p.add_argument("--articles", type=int, default=300, help="articles to tag (default 300)")
+    p.add_argument("--batch", type=int, default=30, help="articles per call, the same for all three (default 30)")
+    args = p.parse_args(argv)
+    write = args.articles >= 300
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
+    import numpy as np
+    import torch
+
+    import model
+    from model import ThemeTagger
+    from model.distributed import ray_session, read_articles, tag_dataset
+
+    torch.set_num_threads(1)
+    train_rows, tag_rows = load_bbc(args.data, args.train_articles, args.articles)
+    work = Path(tempfile.mkdtemp(prefix="distributed-bench-"))
+    model_dir = work / "model"
+    say(f"training on {len(train_rows)} BBC articles (bundled model, cache {os.environ.get('THEME_TAGGER_CACHE')})")
+    articles = [model.corpus.Article(str(r.get("id", i)), r["text"]) for i, r in enumerate(train_rows)]
+    model.train(articles, THEMES, out=model_dir, progress=False)
+    tag_file = work / "tag.jsonl"
+    tag_file.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in tag_rows),
+                        encoding="utf-8")
+    texts = [r["text"] for r in tag_rows]
+    load_before = os.getloadavg()
+
+    say(f"tag_many: {len(texts)} articles, 1 torch thread, {args.batch} articles per call")
+    start = time.perf_counter()
+    tagger = ThemeTagger.load(model_dir)
+    results = tagger.tag_many(texts, batch_size=args.batch)
+    single_s = time.perf_counter() - start
+    expected = {r["id"]: res.to_row(r["id"]) for r, res in zip(tag_rows, results)}
+    paragraphs = sum(len(res.paragraphs) for res in results)
+    del tagger
+
+    runs = {}
+    for workers in (1, 2):
+        say(f"Ray: {workers} actor(s)")
+        start = time.perf_counter()
+        with ray_session(None, workers=workers, runtime_env={"working_dir": str(model_dir)}) as ray:
+            ray.data.DataContext.get_current().enable_progress_bars = False
+            init_s = time.perf_counter() - start
+            start = time.perf_counter()
+            ds = read_articles(tag_file, batch_size=args.batch)
+            rows = tag_dataset(ds, ".", workers=workers, batch_size=args.batch).take_all()
+            run_s = time.perf_counter() - start
+        diff = max(abs(row[c] - expected[row["id"]][c]) for row in rows for c in row if c.startswith("score:"))
+        same = sorted(r["id"] for r in rows) == sorted(expected) and all(
+            row["themes"] == expected[row["id"]]["themes"] for row in rows)
+        runs[workers] = {"seconds": run_s, "init": init_s, "rows": len(rows), "max_diff": diff, "same": same}
+        say(f"  {len(rows)} rows in {run_s:.1f} s (cluster start {init_s:.1f} s); rows same: {same}, "
+            f"max score diff {diff:.1e}")
+    load_after = os.getloadavg()
+
+    n = len(texts)
+    rate = {"tag_many": n / single_s, 1: n / runs[1]["seconds"], 2: n / runs[2]["seconds"]}
+    scaling, one_vs_single = rate[2] / rate[1], rate[1] / rate["tag_many"]
+    per_actor = rate[2] / 2
+    million_h = 1e6 / (100 * per_actor) / 3600
+    command = "python " + " ".join(shlex.quote(a) for a in [str(Path(__file__).relative_to(ROOT)), *sys.argv[1:]])
+    lines = [
+        START,
+        "## Distributed tagging (Ray Data)",
+        "",
+        f"Command: `THEME_TAGGER_CACHE=/tmp/cache-14 {command}` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"ray {__import__('ray').__version__}, torch {torch.__version__}, {os.cpu_count()} cores).",
+        "",
+        f"{n} held-out BBC articles ({paragraphs} paragraphs), a model trained on {len(train_rows)} other BBC articles "
+        f"with the bundled all-MiniLM-L6-v2. One torch thread per tagger, {args.batch} articles per call for all three. "
+        "Times count loading the model folder (each actor loads it itself, shipped with the job's `runtime_env`) and "
+        "tagging; starting the local cluster is not counted (shown apart).",
+        "",
+        "| run | seconds | articles/s | paragraphs/s | vs tag_many | vs 1 actor |",
+        "|---|---|---|---|---|---|",
+        f"| `tag_many`, one process | {single_s:.1f} | {rate['tag_many']:.2f} | {paragraphs / single_s:.1f} | 1.00x | |",
+        f"| Ray, 1 actor | {runs[1]['seconds']:.1f} | {rate[1]:.2f} | {paragraphs / runs[1]['seconds']:.1f} | "
+        f"{one_vs_single:.2f}x | 1.00x |",
+        f"| Ray, 2 actors | {runs[2]['seconds']:.1f} | {rate[2]:.2f} | {paragraphs / runs[2]['seconds']:.1f} | "
+        f"{rate[2] / rate['tag_many']:.2f}x | {scaling:.2f}x |",
+        "",
+        f"- Rows: every article exactly once in both Ray runs, the same themes as `tag_many` "
+        f"({'yes' if runs[1]['same'] and runs[2]['same'] else 'NO'}), largest score difference "
+        f"{max(runs[1]['max_diff'], runs[2]['max_diff']):.1e}.",
+        f"- Targets: 2 actors / 1 actor = {scaling:.2f}x (target >= 1.7x: {'met' if scaling >= 1.7 else 'missed'}); "
+        f"1 actor / `tag_many` = {one_vs_single:.2f}x (target within 10%: "
+        f"{'met' if one_vs_single >= 0.9 else 'missed'}).",
+        f"- Load average (1, 5, 15 min) before the tagging runs {', '.join(f'{x:.2f}' for x in load_before)}, after "
+        f"{', '.join(f'{x:.2f}' for x in load_after)}, on {os.cpu_count()} cores shared with other jobs: a load above "
+        "2 means the actors waited for a core, and the ratios say more than the absolute figures.",
+        f"- Starting the local cluster: {runs[1]['init']:.1f} s and {runs[2]['init']:.1f} s.",
+        f"- Projection, from the measured {per_actor:.2f} articles/s per actor of the 2-actor run: 10^6 articles "
+        f"({paragraphs / n:.1f} paragraphs each, as here) on 100 actors of one CPU each take about "
+        f"{million_h:.1f} h ({1e6 / per_actor / 3600:.0f} CPU-hours), on cores as fast and as busy as these; the "
+        "time scales with paragraphs per article and inversely with the cores' speed.",
+        END,
+    ]
+    section = "\n".join(lines)
+    print(section)
+    if write:
+        text = BENCH_MD.read_text(encoding="utf-8")
+        if START in text and END in text:
+            text = text[:text.index(START)] + section + text[text.index(END) + len(END):]
+        else:
+            text = text.rstrip("\n") + "\n\n" + section + "\n"
+        BENCH_MD.write_text(text, encoding="utf-8")
+        say(f"wrote {BENCH_MD}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
