@@ -28,7 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="embed the corpus on Ray (pip install -e '.[ray]'): a local Ray on this machine, or the "
                         "cluster at ADDRESS ('auto', 'ray://head:10001'); the embeddings go through the cache")
     p.add_argument("--workers", type=int, default=None,
-                   help="with --ray: embedding actors, one CPU and one torch thread each (default: one per CPU)")
+                   help="with --ray: embedding actors, one CPU and one torch thread each (default: all CPUs but one)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p.parse_args(argv)
 

@@ -119,12 +119,13 @@ def tag_dataset(ds, model_dir: str | os.PathLike, *, text_column: str = "text", 
     The rows are TagResult.to_row's, as the single-process tag command writes them: `id`, `themes` (a list),
     `score:<theme>` and `evidence:<theme>` for every theme. They come in no particular order.
 
-    model_dir: the model folder as each actor sees it (shared storage, or a path inside a `runtime_env`
-    working_dir). workers: actors in the pool, each with `threads` torch threads and one CPU (default: one per
-    CPU of the cluster). batch_size: articles per call; blocks are cut to this size, so the actors share the work.
+    model_dir: the model folder as each actor sees it (shared storage, or a path inside the job's `runtime_env`
+    working_dir). workers: actors in the pool, each with `threads` torch threads and as many CPUs (default: all
+    the cluster's CPUs but one, which the tasks that split the data need). batch_size: articles per call; blocks
+    are cut to this size (streaming), so the actors share the work.
     embedder: use this one instead of the folder's (tests pass a small fake; it is pickled to each actor).
-    map_batches_args: passed on to Dataset.map_batches, e.g. memory=..., runtime_env=..., max_restarts=...
-    (Ray Data restarts a dead actor and retries its task by default)."""
+    map_batches_args: passed on to Dataset.map_batches, e.g. memory=..., max_restarts=..., max_task_retries=...
+    (Ray Data restarts a dead actor and retries its task, without limit, by default)."""
     ray = require_ray()
     _check_columns(ds, (id_column, text_column))
     model_dir = str(model_dir)
