@@ -43,7 +43,6 @@ def cluster(trained, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
         mp.setenv("RAY_DISABLE_USAGE_STATS", "1")
-        mp.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")   # bind to loopback, as Ray does on a laptop
         ray.init(num_cpus=3, include_dashboard=False, logging_level="WARNING",
                  _temp_dir=str(tmp_path_factory.mktemp("ray")), runtime_env={"working_dir": str(job)})
         ray.data.DataContext.get_current().enable_progress_bars = False
