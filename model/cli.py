@@ -47,6 +47,11 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "override the automatic vote, the others keep it")
     p.add_argument("--no-report", action="store_true", help="do not write report.html, map.png and map.json")
     p.add_argument("--no-cache", action="store_true", help="do not reuse or store embeddings on disk")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="embed the corpus on Ray (pip install -e '.[ray]'): a local Ray on this machine, or the "
+                        "cluster at ADDRESS ('auto', 'ray://head:10001'); the embeddings go through the cache")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --ray: actors, one CPU and one torch thread each (default: all CPUs but one)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -56,6 +61,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     _, s = train(args.corpus, args.themes, out=args.out, seed=args.seed, embedding_model=args.embedding_model,
                  clusterer=args.clusterer, cache_dir=None if args.no_cache else "default", progress=not args.quiet,
+                 ray_address=args.ray, ray_workers=args.workers,
                  assignments=args.assignments, report=not args.no_report)
     print(f"\nTrained on {s.paragraphs} paragraphs from {s.articles} articles, in {s.clusters} clusters.")
     if args.assignments:
@@ -81,6 +87,11 @@ def add_tag_args(p: argparse.ArgumentParser) -> None:
                    help="the table to write: .jsonl, .csv or .parquet (by its ending); written atomically")
     p.add_argument("--batch-size", type=int, default=256, help="articles embedded together (default 256)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="tag on Ray (pip install -e '.[ray]'): a local Ray, or the cluster at ADDRESS; reads "
+                        "Parquet too and writes Parquet (one .parquet file, or a folder of part files)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --ray: actors, one CPU and one torch thread each (default: all CPUs but one)")
     p.add_argument("--embedding-model", metavar="NAME_OR_PATH",
                    help="the embedder to tag with, for a model trained with one that is neither bundled nor stored "
                         "in its folder (a saved model never loads such a one by itself)")
@@ -91,6 +102,8 @@ def run_tag(args: argparse.Namespace) -> int:
     from . import ThemeTagger, UserInputError
     from .tagfile import output_format, tag_file
 
+    if args.ray is not None:
+        return _run_tag_on_ray(args)
     output_format(args.out)
     if Path(args.out).resolve() == Path(args.corpus).resolve():
         raise UserInputError(f"--out {args.out} is the corpus itself; write the table to another file")
@@ -101,6 +114,23 @@ def run_tag(args: argparse.Namespace) -> int:
     rows = tag_file(tagger, args.corpus, args.out, batch_size=args.batch_size, progress=not args.quiet)
     seconds = time.perf_counter() - start
     print(f"Tagged {rows} articles into {args.out} in {seconds:.1f} s ({rows / max(seconds, 1e-9):.1f} articles/s).")
+    return 0
+
+
+def _run_tag_on_ray(args: argparse.Namespace) -> int:
+    from .distributed import tag_path
+
+    if args.embedding_model is not None:
+        from .errors import UserInputError
+
+        raise UserInputError("--embedding-model is not used with --ray: the actors load the model folder's own "
+                             "embedder")
+    start = time.perf_counter()
+    rows = tag_path(args.corpus, args.out, args.model, address=args.ray, workers=args.workers,
+                    batch_size=min(args.batch_size, 128))
+    seconds = time.perf_counter() - start
+    print(f"Tagged {rows} articles on Ray into {args.out} in {seconds:.1f} s "
+          f"({rows / max(seconds, 1e-9):.1f} articles/s).")
     return 0
 
 

@@ -65,8 +65,8 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
           cache_dir: str | Path | None = "default", embedder: Embedder | None = None,
           reducer_model=None, clusterer_model=None, classifier: ThemeClassifier | None = None,
           self_training_rounds: int = 1, max_fit: int | None = clustering.MAX_FIT,
-          progress: bool = True, assignments: str | Path | None = None,
-          report: bool = True) -> tuple[ThemeTagger, TrainSummary]:
+          progress: bool = True, assignments: str | Path | None = None, report: bool = True,
+          ray_address: str | None = None, ray_workers: int | None = None) -> tuple[ThemeTagger, TrainSummary]:
     """Train a ThemeTagger from a corpus and a theme file; save it to `out` if given.
 
     cache_dir: where embeddings are kept between runs ("default": ~/.cache/theme-tagger; None: no cache).
@@ -76,7 +76,9 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     max_fit: fit UMAP and the clusterer on at most this many paragraphs (None: all); the rest take the cluster
     of their most similar fitted paragraph.
     assignments: an assignments.csv a person corrected (model/review.py): the clusters it sets override the vote.
-    report: with `out`, also write report.html, map.png and map.json (the map costs one more UMAP, cached)."""
+    report: with `out`, also write report.html, map.png and map.json (the map costs one more UMAP, cached).
+    ray_address: embed the paragraphs on Ray ("local", "auto", "ray://host:port") into the embedding cache first,
+    with ray_workers actors (model/distributed.py); the stages after the embedding run here, as without Ray."""
     if clusterer not in clustering.CLUSTER_METHODS:
         raise UserInputError(f"clusterer must be one of {', '.join(clustering.CLUSTER_METHODS)}, got {clusterer!r}")
     check_seed(seed)
@@ -89,6 +91,9 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     cache_root = default_cache_dir() if cache_dir == "default" else (Path(cache_dir) if cache_dir else None)
     if cache_root is not None:
         check_cache_dir(cache_root)
+    if ray_address is not None:
+        from .distributed import check_ray_training, embed_corpus
+        check_ray_training(cache_root)
     if embedder is None:
         embedder = stages.run("load embedder", load_embedder, embedding_model, cache_root)
     cache = EmbeddingCache(cache_root / "embeddings.sqlite") if cache_root else None
@@ -99,6 +104,9 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
         raise UserInputError("no paragraphs left after cleaning the corpus")
     log.info("%d articles -> %d paragraphs", len(articles), len(texts))
     warn_about_size(articles, paragraphs)
+    if ray_address is not None:   # fills the cache, so that embed_texts below finds every paragraph there
+        stages.run("embed", embed_corpus, texts, embedder, cache, address=ray_address, workers=ray_workers,
+                   progress=progress)
     embeddings = stages.run("embed", embed_texts, texts, embedder, cache, progress)
     prompt_vectors = stages.run("embed", lambda: [embedder.encode(t.prompts()) for t in theme_list])
     # Labelling refines these anchors on the corpus; the classifier keeps the theme file's own, so new text is
