@@ -220,6 +220,8 @@ try:
     model.distributed.tag_path({inputs!r}, {out!r}, {model_dir!r})
 except UserInputError as exc:
     print("tag_path:", exc)
+from model.cli import main
+print("tag command exit", main(["tag", {model_dir!r}, {inputs!r}, "-o", {out!r}, "--ray"]))
 sys.argv = ["train.py", "--corpus", {inputs!r}, "--ray", "--no-cache", "--quiet", "--out", {out_dir!r}]
 import runpy
 runpy.run_path({train!r}, run_name="__main__")
@@ -232,8 +234,9 @@ def test_without_ray_one_clear_error(synthetic, trained, tmp_path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert "tag_path: distributed runs need Ray, which is not installed: pip install -e '.[ray]'" in proc.stdout
-    assert proc.returncode == 2, proc.stderr
+    assert "tag command exit 2" in proc.stdout                    # theme-tagger tag --ray
+    assert proc.returncode == 2, proc.stderr                      # train.py --ray
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert errors == ["error: distributed runs need Ray, which is not installed: pip install -e '.[ray]'"]
+    assert errors == ["error: distributed runs need Ray, which is not installed: pip install -e '.[ray]'"] * 2
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "m").exists()
