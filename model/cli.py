@@ -31,6 +31,14 @@ def _setup_logging(quiet: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _add_ray_args(p: argparse.ArgumentParser, what: str, then: str) -> None:
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help=f"{what} (pip install -e '.[ray]'): a local Ray on this machine, or the cluster at ADDRESS "
+                        f"('auto', 'ray://head:10001'); {then}")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --ray: actors, one CPU and one torch thread each (default: all CPUs but one)")
+
+
 # ------------------------------------------------------------------------------------------------- train
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -47,11 +55,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "override the automatic vote, the others keep it")
     p.add_argument("--no-report", action="store_true", help="do not write report.html, map.png and map.json")
     p.add_argument("--no-cache", action="store_true", help="do not reuse or store embeddings on disk")
-    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help="embed the corpus on Ray (pip install -e '.[ray]'): a local Ray on this machine, or the "
-                        "cluster at ADDRESS ('auto', 'ray://head:10001'); the embeddings go through the cache")
-    p.add_argument("--workers", type=int, default=None,
-                   help="with --ray: actors, one CPU and one torch thread each (default: all CPUs but one)")
+    _add_ray_args(p, "embed the corpus on Ray", "the embeddings go through the cache")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -87,11 +91,7 @@ def add_tag_args(p: argparse.ArgumentParser) -> None:
                    help="the table to write: .jsonl, .csv or .parquet (by its ending); written atomically")
     p.add_argument("--batch-size", type=int, default=256, help="articles embedded together (default 256)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help="tag on Ray (pip install -e '.[ray]'): a local Ray, or the cluster at ADDRESS; reads "
-                        "Parquet too and writes Parquet (one .parquet file, or a folder of part files)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="with --ray: actors, one CPU and one torch thread each (default: all CPUs but one)")
+    _add_ray_args(p, "tag on Ray", "reads Parquet too and writes Parquet (one .parquet file, or a folder of part files)")
     p.add_argument("--embedding-model", metavar="NAME_OR_PATH",
                    help="the embedder to tag with, for a model trained with one that is neither bundled nor stored "
                         "in its folder (a saved model never loads such a one by itself)")
