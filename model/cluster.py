@@ -39,22 +39,28 @@ class ClusterInfo:
     vote: list[str] = field(default_factory=list)    # what the vote gave, kept when a person overrode it
 
 
+def keep_numba_code_in_cache() -> None:
+    """numba's compiled code goes under the tool's cache, unless NUMBA_CACHE_DIR is set already. numba reads it when
+    first imported, so only before that."""
+    if "NUMBA_CACHE_DIR" in os.environ or "numba" in sys.modules:
+        return
+    from .embed import default_cache_dir
+
+    folder = default_cache_dir() / "numba"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ["NUMBA_CACHE_DIR"] = str(folder)
+    except OSError as exc:
+        log.debug("numba keeps its compiled code in its own place: %s is not writable (%s)", folder, exc)
+
+
 def import_umap():
     """umap, with numba's compiled code kept on disk, so that a new process does not compile UMAP again.
 
     Compiling UMAP's functions took 19-25 s of every new process on 88 paragraphs (a second fit, 0.3 s). numba keeps
     code only for functions declared with cache=True: pynndescent's are, umap-learn 0.5's are not, so caching is
-    switched on for those here. The code goes under the tool's cache unless NUMBA_CACHE_DIR is set already; numba
-    reads it when first imported, so only then."""
-    if "NUMBA_CACHE_DIR" not in os.environ and "numba" not in sys.modules:
-        from .embed import default_cache_dir
-
-        folder = default_cache_dir() / "numba"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            os.environ["NUMBA_CACHE_DIR"] = str(folder)
-        except OSError as exc:
-            log.debug("numba keeps its compiled code in its own place: %s is not writable (%s)", folder, exc)
+    switched on for those here."""
+    keep_numba_code_in_cache()
     import umap
     import umap.distances
     import umap.layouts
