@@ -6,6 +6,7 @@ import hashlib
 import logging
 import math
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +39,51 @@ class ClusterInfo:
     vote: list[str] = field(default_factory=list)    # what the vote gave, kept when a person overrode it
 
 
-def default_reducer(n: int, seed: int):
-    import umap
+def keep_numba_code_in_cache() -> None:
+    """numba's compiled code goes under the tool's cache, unless NUMBA_CACHE_DIR is set already. numba reads it when
+    first imported, so only before that."""
+    if "NUMBA_CACHE_DIR" in os.environ or "numba" in sys.modules:
+        return
+    from .embed import default_cache_dir
 
+    folder = default_cache_dir() / "numba"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ["NUMBA_CACHE_DIR"] = str(folder)
+    except OSError as exc:
+        log.debug("numba keeps its compiled code in its own place: %s is not writable (%s)", folder, exc)
+
+
+def import_umap():
+    """umap, with numba's compiled code kept on disk, so that a new process does not compile UMAP again.
+
+    Compiling UMAP's functions took 19-25 s of every new process on 88 paragraphs (a second fit, 0.3 s). numba keeps
+    code only for functions declared with cache=True: pynndescent's are, umap-learn 0.5's are not, so caching is
+    switched on for those here."""
+    keep_numba_code_in_cache()
+    import umap
+    import umap.distances
+    import umap.layouts
+    import umap.sparse
+    import umap.spectral
+    import umap.umap_
+    import umap.utils
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    for module in (umap.umap_, umap.layouts, umap.distances, umap.sparse, umap.spectral, umap.utils):
+        for fn in vars(module).values():
+            if isinstance(fn, Dispatcher) and isinstance(fn._cache, NullCache):
+                try:
+                    fn.enable_caching()
+                except RuntimeError as exc:   # no writable place for the cache: compile in memory, as before
+                    log.debug("numba cannot cache %s (%s)", fn.py_func.__qualname__, exc)
+                    return umap
+    return umap
+
+
+def default_reducer(n: int, seed: int):
+    umap = import_umap()
     return umap.UMAP(n_components=min(5, max(2, n - 2)), n_neighbors=max(2, min(15, n - 1)), min_dist=0.0,
                      metric="cosine", random_state=seed)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cluster import OUTLIER, ClusterInfo, reduce
+from .cluster import OUTLIER, ClusterInfo, import_umap, reduce
 from .corpus import Paragraph
 from .errors import UserInputError
 from .themes import Theme
@@ -36,8 +36,7 @@ def map_coordinates(embeddings: np.ndarray, seed: int = 0, cache_dir: Path | Non
         coords = np.zeros((n, 2), dtype=np.float32)
         coords[:, :len(basis)] = centred @ basis.T
         return coords
-    import umap
-
+    umap = import_umap()
     reducer = umap.UMAP(n_components=2, n_neighbors=max(2, min(15, n - 1)), min_dist=0.1, metric="cosine",
                         random_state=seed)
     return reduce(embeddings, seed, reducer, cache_dir)
