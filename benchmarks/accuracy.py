@@ -29,6 +29,7 @@ from model import ThemeTagger, load_themes, train  # noqa: E402
 from model.corpus import Article, paragraphs_of  # noqa: E402
 from model.embed import CachedEmbedder, EmbeddingCache, default_cache_dir, embed_texts, load_embedder  # noqa: E402
 from model.label import anchors  # noqa: E402
+from sections import write_section  # noqa: E402
 
 SETS = {"agnews": "agnews_test.jsonl", "bbc": "bbc_news.jsonl", "bbcsport": "bbcsport.jsonl",
         "huffpost8": "huffpost8_headlines.jsonl", "huffpost41": "huffpost41_headlines.jsonl"}
@@ -236,17 +237,6 @@ def table(rows: list[dict]) -> str:
         out += [f"| {r['set']} | {r['themes']} | {r['n']} | {r['half_seen']:.3f} | **{r['half_new']:.3f}** |"
                 for r in rows]
     return "\n".join(out)
-
-
-def write_section(path: Path, marker: str, body: str) -> None:
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    if start in text and end in text:
-        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_MD = ROOT / "BENCHMARKS.md"
-START, END = "<!-- cold-start:start -->", "<!-- cold-start:end -->"
+
+from sections import write_section  # noqa: E402 (benchmarks/, beside this script)
 COMMAND = "python benchmarks/cold_start.py"
 RUNS = (("first run", "all caches empty"),
         ("cold", "empty embedding and UMAP caches, numba's compiled code kept"),
@@ -83,19 +84,6 @@ def section(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str, path: Path = BENCH_MD) -> None:
-    """Replace the text between the cold-start markers (or append the marked block); re-reads the file first."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    s = text.find(START)
-    e = text.find(END, s + len(START)) if s != -1 else -1
-    if s != -1 and e != -1:
-        new = text[:s + len(START)] + "\n" + body + text[e:]
-    else:
-        sep = "" if not text else ("\n" if text.endswith("\n") else "\n\n")
-        new = text + sep + START + "\n" + body + END + "\n"
-    path.write_text(new, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md as it is")
@@ -103,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     body = section(run_all())
     print(body)
     if not args.no_write:
-        write_section(body)
+        write_section(BENCH_MD, "cold-start", body)
     return 0
 
 

@@ -32,7 +32,8 @@ if str(ROOT) not in sys.path:
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bbc_news.jsonl"
 THEMES = ROOT / "benchmarks" / "themes" / "bbc.toml"
 BENCH_MD = ROOT / "BENCHMARKS.md"
-START, END = "<!-- distributed:start -->", "<!-- distributed:end -->"
+
+from sections import write_section  # noqa: E402 (benchmarks/, beside this script)
 
 
 def say(msg: str) -> None:
@@ -143,7 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     million_h = 1e6 / (100 * per_actor) / 3600
     command = "python " + " ".join(shlex.quote(a) for a in [str(Path(__file__).relative_to(ROOT)), *sys.argv[1:]])
     lines = [
-        START,
         "## Distributed tagging (Ray Data)",
         "",
         f"Command: `THEME_TAGGER_CACHE=/tmp/cache-14 {command}` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
@@ -184,17 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{1e6 / (100 * per_actor_steady) / 3600:.1f} h ({million_h:.1f} h at the measured rate; "
         f"{1e6 / per_actor_steady / 3600:.0f} CPU-hours), plus a minute of actor start, on cores as fast and as "
         "busy as these: the time grows with paragraphs per article and shrinks with faster, idle cores.",
-        END,
     ]
     section = "\n".join(lines)
     print(section)
     if write:
-        text = BENCH_MD.read_text(encoding="utf-8")
-        if START in text and END in text:
-            text = text[:text.index(START)] + section + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-        BENCH_MD.write_text(text, encoding="utf-8")
+        write_section(BENCH_MD, "distributed", section)
         say(f"wrote {BENCH_MD}")
     return 0
 

@@ -42,7 +42,8 @@ if os.environ.get("SPEED_CODE_SNAPSHOT"):
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 THEMES = ROOT / "benchmarks" / "themes" / "bbc.toml"
 BENCH_MD = ROOT / "BENCHMARKS.md"
-START, END = "<!-- speed:start -->", "<!-- speed:end -->"
+
+from sections import write_section  # noqa: E402 (benchmarks/, beside this script)
 SEED = 0
 N_HELDOUT_SPLIT = 300          # the held-out articles are always the same 300 (quick mode uses the first few)
 EMBED_STAGES = ("load embedder", "embed")
@@ -681,21 +682,6 @@ def render(res: dict, info: dict, cmd: str, elapsed: float, quick: bool) -> str:
     return "\n".join(L).rstrip() + "\n"
 
 
-def write_section(body: str, path: Path = BENCH_MD) -> None:
-    """Replace the text between the speed markers (or append the marked block); re-reads the file first."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    s = text.find(START)
-    e = text.find(END, s + len(START)) if s != -1 else -1
-    if s != -1 and e != -1:
-        new = text[:s + len(START)] + "\n" + body + text[e:]
-    else:
-        sep = "" if not text else ("\n" if text.endswith("\n") else "\n\n")
-        new = text + sep + START + "\n" + body + END + "\n"
-    path.write_text(new, encoding="utf-8")
-
-
-# ====================================================================================================== main
-
 def code_version() -> str:
     """The commit of the working tree, and whether model/ differs from it (read-only git commands)."""
     try:
@@ -820,7 +806,7 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"info": info, "results": res}, indent=1, default=str))
     if write:
-        write_section(body)
+        write_section(BENCH_MD, "speed", body)
         say(f"wrote the speed section of {BENCH_MD}")
     say(f"done in {elapsed / 60:.1f} min")
     return 1 if res["errors"] else 0

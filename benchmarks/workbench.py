@@ -38,7 +38,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "bbc_news.jsonl"
 BENCH_MD = ROOT / "BENCHMARKS.md"
-START, END = "<!-- workbench:start -->", "<!-- workbench:end -->"
+
+from sections import write_section  # noqa: E402 (benchmarks/, beside this script)
 
 
 def say(msg: str) -> None:
@@ -118,8 +119,7 @@ def throughput_part(work: Path, env: dict, n: int) -> dict:
 
 def markdown(retrain: dict, tp: dict, command: str) -> str:
     r = retrain["retrain_s"]
-    return f"""{START}
-## Workbench: the review loop's retrain, and the tag command's throughput
+    return f"""## Workbench: the review loop's retrain, and the tag command's throughput
 
 Measured {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} with `{command}` on this machine (2 cores,
 shared with other jobs).
@@ -145,16 +145,7 @@ each run twice in alternating order, best of two:
 Ratio {tp['ratio']:.2f}x (target: at least 0.9x). The `theme-tagger tag` command itself, to CSV, reported
 {tp['command_rate']:.1f} articles/s for its tagging ({tp['command_wall_s']:.1f} s wall, with Python start-up and
 model load).
-{END}"""
-
-
-def write_section(text: str) -> None:
-    old = BENCH_MD.read_text(encoding="utf-8") if BENCH_MD.exists() else "# Benchmarks\n"
-    if START in old and END in old:
-        new = old[:old.index(START)] + text + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip() + "\n\n" + text + "\n"
-    BENCH_MD.write_text(new, encoding="utf-8")
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(retrain, tp, command)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(BENCH_MD, "workbench", text)
         say(f"wrote the section into {BENCH_MD}")
     return 0
 

@@ -1,0 +1,18 @@
+"""Each benchmark writes its figures into BENCHMARKS.md between its own markers, leaving the rest of the file alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_section(path: Path, marker: str, body: str) -> None:
+    """Replace the text between `<!-- marker:start -->` and `<!-- marker:end -->` with body (or append the marked
+    block); the file is read again just before, so sections other benchmarks wrote meanwhile are kept."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    if start in text and end in text:
+        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
