@@ -196,7 +196,8 @@ def mission_rows(data_dir: Path, embedder, cache, seed: int) -> tuple[list[dict]
         for article, result in zip(seeds, tagger.tag_many([a.text for a in seeds])):
             want = SEED_EXPECTED[article.id]
             table_rows.append({"seed": seed + k, "article": article.id, "expected": sorted(want, key=ids.index),
-                               "got": result.themes, "cells_right": sum((t in want) == (t in result.themes) for t in ids)})
+                               "got": result.themes,
+                               "cells_right": sum((t in want) == (t in result.themes) for t in ids)})
     return rows, table_rows
 
 

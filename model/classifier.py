@@ -35,7 +35,8 @@ class ThemeClassifier(BaseEstimator):
 
     Features: the embedding; its cosine to each theme's anchor, the theme file's own centre; whether it names each
     theme (one of the theme's keywords); and TF-IDF of the words (scaled by tfidf_weight; 0 turns them off). A
-    paragraph that names a theme carries it, as the theme file says: its score for that theme is at least the cut. The anchor and keyword features are scaled by
+    paragraph that names a theme carries it, as the theme file says: its score for that theme is at least the cut.
+    The anchor and keyword features are scaled by
     anchor_weight * ANCHOR_ROWS / training rows (at most MAX_ANCHOR_BOOST times): a large scale makes their
     coefficients cheap under the regularisation, so a small corpus leans on the theme file, and the theme file's
     pull fades as the corpus grows and its own labels can speak (the fade in proportion to the rows, not their
@@ -51,10 +52,12 @@ class ThemeClassifier(BaseEstimator):
         self.random_state = random_state
 
     # -- features ---------------------------------------------------------------------------------------------
-    def _features(self, embeddings: np.ndarray, texts: list[str], words=None):
+    def _features(self, embeddings: np.ndarray, texts: list[str], words=None, named=None):
+        """named: keyword_hits(texts, self.keywords_), when the caller has it already."""
         parts = [embeddings, (embeddings @ self.anchors_.T) * self.anchor_scale_]
         if self.keywords_ is not None:
-            parts.append(keyword_hits(texts, self.keywords_) * self.anchor_scale_)
+            named = keyword_hits(texts, self.keywords_) if named is None else named
+            parts.append(named * self.anchor_scale_)
         dense = np.hstack(parts).astype(np.float32)
         if self.vectorizer_ is None:
             return dense
@@ -65,7 +68,8 @@ class ThemeClassifier(BaseEstimator):
     def fit(self, embeddings: np.ndarray, texts: list[str], targets: np.ndarray, mask: np.ndarray | None = None,
             anchors: np.ndarray | None = None, keywords: list[list[str]] | None = None):
         """targets: (n, K) 0/1; mask: (n, K) which cells to learn from (default all); anchors: (K, dim) unit rows;
-        keywords: per theme, the phrases that name it (the theme file's); a hit is a feature, weighted as the anchors."""
+        keywords: per theme, the phrases that name it (the theme file's); a hit is a feature, weighted as the
+        anchors."""
         targets = np.asarray(targets, dtype=bool)
         self.keywords_ = [list(k) for k in keywords] if keywords is not None and any(keywords) else None
         self.anchors_ = (np.zeros((targets.shape[1], embeddings.shape[1]), dtype=np.float32) if anchors is None
@@ -85,7 +89,7 @@ class ThemeClassifier(BaseEstimator):
         self.coef_ = np.zeros((k_count, X.shape[1]), dtype=np.float32)
         self.intercept_ = np.full(k_count, -10.0, dtype=np.float32)  # a theme with nothing to learn scores ~0
         self.thresholds_ = np.full(k_count, CUT, dtype=np.float32)
-        self.calibration_ = np.tile(np.array([1.0, 0.0], dtype=np.float32), (k_count, 1))   # identity
+        self.calibration_ = _identity(k_count)
         self.trained_ = np.zeros(k_count, dtype=bool)
         for k in range(k_count):
             rows = np.flatnonzero(mask[:, k])
@@ -118,7 +122,7 @@ class ThemeClassifier(BaseEstimator):
         sure it may be on text it did not learn from. With calibrated scores one cut serves every theme: 0.5, more
         likely than not (mission dev paragraphs, 3 seeds: macro-F1 0.777 -> 0.801 against the earlier rule, the
         lowest cut within one bootstrap standard error of the best out-of-fold F1 on a grid of 0.1-0.8)."""
-        identity = np.array([1.0, 0.0], dtype=np.float32)
+        identity = _identity(1)[0]
         if len(y) > CALIBRATION_SAMPLE:  # a few thousand rows fix two numbers well; the folds' fits would dominate
             keep = np.random.RandomState(self.random_state).choice(len(y), CALIBRATION_SAMPLE, replace=False)
             X, y = X[keep], y[keep]
@@ -139,12 +143,13 @@ class ThemeClassifier(BaseEstimator):
             raise NotFittedError("ThemeClassifier is not fitted; call fit() first")
         if len(texts) == 0:
             return np.zeros((0, len(self.coef_)), dtype=np.float32)
-        z = (self._features(embeddings, texts) @ self.coef_.T + self.intercept_) * self.calibration_[:, 0] \
-            + self.calibration_[:, 1]
+        named = keyword_hits(texts, self.keywords_) if self.keywords_ is not None else None
+        z = (self._features(embeddings, texts, named=named) @ self.coef_.T + self.intercept_) \
+            * self.calibration_[:, 0] + self.calibration_[:, 1]
         p = (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
-        if self.keywords_ is not None:
+        if named is not None:
             # A paragraph that names a theme carries it (the theme file says so): its score is at least the cut.
-            p = np.maximum(p, keyword_hits(texts, self.keywords_) * self.thresholds_).astype(np.float32)
+            p = np.maximum(p, named * self.thresholds_).astype(np.float32)
         return p
 
     # -- persistence as data ------------------------------------------------------------------------------------
@@ -171,7 +176,7 @@ class ThemeClassifier(BaseEstimator):
         clf.thresholds_ = arrays["thresholds"]
         clf.trained_ = arrays["trained"]
         k_count = len(clf.coef_)
-        clf.calibration_ = arrays.get("calibration", np.tile(np.array([1.0, 0.0], dtype=np.float32), (k_count, 1)))
+        clf.calibration_ = arrays.get("calibration", _identity(k_count))   # older models: uncalibrated
         clf.keywords_ = meta.get("keywords")   # models saved before keyword features have none
         clf.vectorizer_ = None
         if meta["vocabulary"] is not None:
@@ -185,3 +190,8 @@ class ThemeClassifier(BaseEstimator):
                 or (clf.keywords_ is not None and len(clf.keywords_) != k_count)):
             raise ValueError("classifier arrays do not fit together")
         return clf
+
+
+def _identity(k_count: int) -> np.ndarray:
+    """(k_count, 2) Platt parameters (a, b) that leave the scores as the logistic fit gives them."""
+    return np.tile(np.array([1.0, 0.0], dtype=np.float32), (k_count, 1))
