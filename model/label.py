@@ -7,11 +7,14 @@
    neighbour per hundred paragraphs, so a small corpus is left as it is).
 3. For each theme, a two-component Gaussian mixture over all paragraphs' similarities to its anchor separates
    "about this theme" from the rest, so each theme gets its own calibrated cut and a paragraph may pass several
-   cuts or none. A theme must also be among a paragraph's two closest and within 0.05 of the closest. A paragraph
+   cuts or none. A paragraph carries a theme by its similarity only where the mixture is sure of it (probability
+   at least 0.9, the bar of a clear cell in step 5): "none" is a real answer, and on a small corpus such as the
+   seeds, two thirds of which carry no theme, the mixture calls much of the protocol "more likely than not" about
+   some theme. A theme must also be among a paragraph's two closest and within 0.05 of the closest. A paragraph
    that names a theme (one of its keywords) carries it whatever its similarity: as one item in a list of areas of
    work too.
-4. A cluster carries a theme when at least half its paragraphs do (or 30% with the theme's keywords among the
-   cluster's top keywords). A decided cluster (at least 70% or at most 30% of its paragraphs carry the theme)
+4. A cluster carries a theme when at least half its paragraphs are more likely than not about it (probability
+   0.5 in step 3; or 30% with the theme's keywords among the cluster's top keywords). A decided cluster (at least 70% or at most 30% of its paragraphs carry the theme)
    takes a theme from the paragraphs that carry it against the vote, but never gives a theme to a paragraph that
    shows no sign of it; in a split cluster, and outside any cluster, a paragraph keeps its own.
 5. Training keeps only the confident cells: the cluster and the paragraph agree, and the vote is clear.
@@ -36,6 +39,7 @@ from .themes import Theme, keyword_hits
 
 
 MIN_CLEAR_POSITIVES = 10
+SURE = 0.9                   # the mixture's probability at which a cell is clear and a similarity gives a theme
 SECOND_THEME_MARGIN = 0.05   # cosine: a second theme must be nearly as close as the first
 SECOND_THEME_RATIO = 0.8     # classifier score: the same, when self-training
 NEIGHBOURS = 10              # how many similar paragraphs vote on a paragraph's similarities and scores,
@@ -101,10 +105,13 @@ def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor:
     rank = np.argsort(np.argsort(-sim, axis=1), axis=1)  # 0 = the paragraph's closest theme
     near_top = sim >= sim.max(axis=1, keepdims=True) - SECOND_THEME_MARGIN
     # A paragraph that names a theme (a keyword) carries it, as one item of a list of areas of work too.
-    own = ((prob >= 0.5) & (rank < 2) & near_top) | hits
+    candidate = (rank < 2) & near_top
+    own = (candidate & (prob >= SURE)) | hits
+    likely = (candidate & (prob >= 0.5)) | hits   # what the cluster vote counts
 
-    clear = (prob >= 0.9) | (prob <= 0.1)
-    return cluster_vote(own, clear, clusters, infos, themes, sim, prob, hits, "match the theme")
+    clear = (prob >= SURE) | (prob <= 1 - SURE)
+    return cluster_vote(own, clear, clusters, infos, themes, sim, prob, hits, "are likely to match the theme",
+                        likely)
 
 
 def nearest(embeddings: np.ndarray, pool: np.ndarray | None = None, k: int = NEIGHBOURS,
@@ -159,8 +166,10 @@ def relabel(scores: np.ndarray, thresholds: np.ndarray, clusters: np.ndarray, in
 
 def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos: list[ClusterInfo],
                  themes: list[Theme], sim: np.ndarray, prob: np.ndarray, named: np.ndarray,
-                 evidence: str) -> PseudoLabels:
+                 evidence: str, likely: np.ndarray | None = None) -> PseudoLabels:
     """Give each cluster the themes most of its paragraphs carry, and keep the cells where all agree.
+
+    likely: what the vote counts, where it is wider than what the paragraphs carry (default: own).
 
     A decided cluster takes a theme from the few paragraphs that carry it against the vote, but it never hands a
     theme to a paragraph that shows no sign of it: a protocol paragraph in a cluster about cloud computing stays
@@ -173,7 +182,7 @@ def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos
         if info.id == OUTLIER:
             continue
         info.themes, info.reasons = [], {}
-        share = own[idx].mean(axis=0)
+        share = (own if likely is None else likely)[idx].mean(axis=0)
         cluster_words = " ".join(info.keywords).lower()
         for k, theme in enumerate(themes):
             matched = [w for w in theme.keywords if w.lower() in cluster_words]
