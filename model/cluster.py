@@ -82,10 +82,26 @@ def import_umap():
     return umap
 
 
-def default_reducer(n: int, seed: int):
-    umap = import_umap()
-    return umap.UMAP(n_components=min(5, max(2, n - 2)), n_neighbors=max(2, min(15, n - 1)), min_dist=0.0,
-                     metric="cosine", random_state=seed)
+class LazyUMAP:
+    """umap.UMAP(**settings), imported and built only when it must fit: a cached result needs neither umap nor numba
+    (1-2 s of imports in a new process). Its repr, part of the cache key, names the settings and umap's version."""
+
+    def __init__(self, **settings):
+        self.settings = settings
+
+    def __repr__(self) -> str:
+        from importlib import metadata
+
+        return f"UMAP({', '.join(f'{k}={v!r}' for k, v in sorted(self.settings.items()))}) " \
+               f"umap-learn=={metadata.version('umap-learn')}"
+
+    def fit_transform(self, X):
+        return import_umap().UMAP(**self.settings).fit_transform(X)
+
+
+def default_reducer(n: int, seed: int) -> LazyUMAP:
+    return LazyUMAP(n_components=min(5, max(2, n - 2)), n_neighbors=max(2, min(15, n - 1)), min_dist=0.0,
+                    metric="cosine", random_state=seed)
 
 
 def default_clusterer(method: ClusterMethod, n: int, seed: int, capped: bool = True):

