@@ -80,3 +80,31 @@ def test_a_cluster_against_a_theme_takes_it_from_its_few_stray_paragraphs() -> N
     assert info.themes == [] and not labels.targets.any()
     assert not labels.mask[0, 0] and labels.mask[1:, 0].all()
     assert "1 of its 10 paragraphs name it" in info.reasons["cloud"]   # the evidence that was outvoted, said
+
+
+
+def test_a_paragraph_carries_a_theme_by_similarity_only_where_the_mixture_is_sure() -> None:
+    from model.cluster import ClusterInfo
+    from model.label import SURE, label
+    from model.themes import Theme
+
+    # Paragraphs spread evenly from far from the theme to on it: the mixture is unsure about those in between.
+    angle = np.linspace(0, np.pi / 2, 200)
+    emb = _unit(np.column_stack([np.cos(angle), np.sin(angle)]))
+    themes = [Theme("cloud", "Cloud", "cloud computing")]
+    one = [ClusterInfo(0, 200, ["words"], [0], [], {})]
+    prob = label(emb, ["text"] * 200, themes, _unit([[1, 0]]), np.zeros(200, dtype=int), one).probability[:, 0]
+    # A cluster of the likely and as many others, the closest first: more than half likely, under half sure.
+    size = int((prob >= 0.5).sum() + (prob >= SURE).sum())
+    clusters = np.where(np.arange(200) < size, 0, 1)
+    infos = [ClusterInfo(0, size, ["words"], [0], [], {}), ClusterInfo(1, 200 - size, ["other"], [size], [], {})]
+    labels = label(emb, ["text"] * 200, themes, _unit([[1, 0]]), clusters, infos)
+    prob = labels.probability[:, 0]
+    unsure = (prob >= 0.5) & (prob < SURE)
+    assert unsure.any()
+    np.testing.assert_array_equal(labels.targets[:, 0], prob >= SURE)   # likely but unsure: no theme
+    # The vote counts the likely ones: a cluster with half its paragraphs likely about the theme carries it.
+    likely_share = [(prob[clusters == c] >= 0.5).mean() for c in (0, 1)]
+    sure_share = [(prob[clusters == c] >= SURE).mean() for c in (0, 1)]
+    assert sure_share[0] < 0.5 <= likely_share[0] and likely_share[1] < 0.3
+    assert [bool(i.themes) for i in infos] == [True, False]
