@@ -46,9 +46,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--themes", default=str(ROOT / "seeds" / "themes.toml"), help="the theme file (TOML)")
     p.add_argument("--out", default=str(ROOT / "artifacts" / "seed-themes"), help="where the model folder goes")
     p.add_argument("--seed", type=int, default=0, help="one seed for every random step (default 0)")
-    p.add_argument("--embedding-model", default="all-MiniLM-L6-v2",
+    p.add_argument("--embedding-model",
                    help="sentence-transformers model name or local path (default: the bundled all-MiniLM-L6-v2); "
-                        "'static' distils a fast model2vec embedder from the bundled model")
+                        "'static' distils a fast model2vec embedder from the bundled model; 'int8' quantises the "
+                        "bundled model with ONNX Runtime (pip install -e '.[onnx]')")
     p.add_argument("--clusterer", choices=["hdbscan", "kmeans"], default="hdbscan", help="default: hdbscan")
     p.add_argument("--assignments", metavar="FILE",
                    help="an assignments.csv from an earlier run, with clusters' themes corrected: those clusters "
@@ -62,8 +63,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> int:
     _setup_logging(args.quiet)
     from . import train
+    from .embed import DEFAULT
 
-    _, s = train(args.corpus, args.themes, out=args.out, seed=args.seed, embedding_model=args.embedding_model,
+    _, s = train(args.corpus, args.themes, out=args.out, seed=args.seed,
+                 embedding_model=args.embedding_model or DEFAULT,
                  clusterer=args.clusterer, cache_dir=None if args.no_cache else "default", progress=not args.quiet,
                  ray_address=args.ray, ray_workers=args.workers,
                  assignments=args.assignments, report=not args.no_report)

@@ -14,7 +14,7 @@ from . import cluster as clustering
 from . import html_report, review
 from .classifier import ThemeClassifier
 from .corpus import Article, paragraphs_of, read_corpus, warn_about_size
-from .embed import BUNDLED, EmbeddingCache, Embedder, check_cache_dir, default_cache_dir, embed_texts, load_embedder
+from .embed import DEFAULT, EmbeddingCache, Embedder, check_cache_dir, default_cache_dir, embed_texts, load_embedder
 from .errors import UserInputError
 from .label import anchors, label, nearest, relabel, same_count_cuts, smooth
 from .report import cluster_report
@@ -61,7 +61,7 @@ def check_seed(seed) -> None:
 
 
 def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], *, out: str | Path | None = None,
-          seed: int = 0, embedding_model: str = BUNDLED, clusterer: str = "hdbscan",
+          seed: int = 0, embedding_model: str = DEFAULT, clusterer: str = "hdbscan",
           cache_dir: str | Path | None = "default", embedder: Embedder | None = None,
           reducer_model=None, clusterer_model=None, classifier: ThemeClassifier | None = None,
           self_training_rounds: int = 1, max_fit: int | None = clustering.MAX_FIT,

@@ -17,14 +17,15 @@ import numpy as np
 from . import storage
 from .classifier import ThemeClassifier
 from .corpus import Article, paragraphs_of
-from .embed import _BUNDLED_ALIASES, BUNDLED, Embedder, SentenceTransformerEmbedder, StaticEmbedder, load_embedder
+from .embed import (_BUNDLED_ALIASES, BUNDLED, ONNX_EXTRA, Embedder, OnnxEmbedder, SentenceTransformerEmbedder,
+                    StaticEmbedder, load_embedder)
 from .errors import UserInputError
 from .storage import CONFIG, FORMAT, FORMAT_VERSION, STATIC_DIR, VOCABULARY, WEIGHTS, check_output_dir  # noqa: F401
 from .themes import Theme
 
 log = logging.getLogger(__name__)
 
-VERSIONED = ("theme-tagger", "numpy", "scikit-learn", "sentence-transformers", "torch", "model2vec")
+VERSIONED = ("theme-tagger", "numpy", "scikit-learn", "sentence-transformers", "torch", "model2vec", "onnxruntime")
 
 
 def installed_versions() -> dict[str, str | None]:
@@ -158,14 +159,15 @@ class ThemeTagger:
             (folder / VOCABULARY).write_text(json.dumps(vocabulary), encoding="utf-8")
             if isinstance(self.embedder, StaticEmbedder):
                 self.embedder.model.save_pretrained(str(folder / STATIC_DIR))
+            elif isinstance(self.embedder, OnnxEmbedder):
+                self.embedder.save(folder / STATIC_DIR)
             for name, content in (extra_files or {}).items():
                 (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
             config = {**self.config, "format": FORMAT, "format_version": FORMAT_VERSION,
                       "themes": [t.to_dict() for t in self.theme_defs], "thresholds": self.thresholds,
                       "classifier": meta, "versions": installed_versions(),
                       "embedding_model": {"spec": self.embedder.spec, "id": self.embedder.id,
-                                          "kind": "static" if isinstance(self.embedder, StaticEmbedder) else
-                                          "sentence-transformers"},
+                                          "kind": _kind(self.embedder)},
                       "files": sorted({CONFIG, *(p.name for p in folder.iterdir())}),
                       "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             # config.json is written last: its presence is what marks a folder as a complete model.
@@ -206,6 +208,12 @@ class ThemeTagger:
         return cls(themes, embedder, classifier, config)
 
 
+def _kind(embedder: Embedder) -> str:
+    if isinstance(embedder, StaticEmbedder):
+        return "static"
+    return "onnx" if isinstance(embedder, OnnxEmbedder) else "sentence-transformers"
+
+
 def _read_classifier(path: Path, meta: dict) -> ThemeClassifier:
     with np.load(path / WEIGHTS, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
@@ -241,6 +249,19 @@ def _saved_embedder(path: Path, saved: dict, named: str | None) -> Embedder:
             return StaticEmbedder.load(path / STATIC_DIR, saved["spec"])
         except Exception as exc:  # noqa: BLE001
             raise UserInputError(f"saved model at {path} is damaged: its static embedder does not load: "
+                                 f"{exc.__class__.__name__}: {str(exc)[:200]}") from None
+    if saved["kind"] == "onnx":
+        if not (path / STATIC_DIR).is_dir():
+            raise UserInputError(f"saved model at {path} is damaged: its int8 embedder ({STATIC_DIR}/) is missing")
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise UserInputError(f"the model at {path} tags with the int8 (ONNX) embedder stored in it, which needs "
+                                 f"onnxruntime: {ONNX_EXTRA}") from None
+        try:
+            return OnnxEmbedder(path / STATIC_DIR, saved["spec"])
+        except Exception as exc:  # noqa: BLE001
+            raise UserInputError(f"saved model at {path} is damaged: its int8 embedder does not load: "
                                  f"{exc.__class__.__name__}: {str(exc)[:200]}") from None
     if saved["spec"] in _BUNDLED_ALIASES:
         return SentenceTransformerEmbedder(BUNDLED)
