@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Distributed tagging benchmark: the same BBC articles tagged by tag_many in one process, then by 1 and 2 Ray actors.
 
-    python benchmarks/distributed.py                    # 300 articles, 2 rounds (about 13 minutes on 2 busy cores)
+    python benchmarks/distributed.py                    # 600 articles, 2 rounds (about 15 minutes on 2 cores)
     python benchmarks/distributed.py --articles 60      # smoke run; prints the table, BENCHMARKS.md untouched
 
 Trains a model once on other BBC articles with the bundled all-MiniLM-L6-v2 (embeddings cached under
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--train-articles", type=int, default=300)
-    p.add_argument("--articles", type=int, default=300, help="articles to tag (default 300)")
+    p.add_argument("--articles", type=int, default=600, help="articles to tag (default 600)")
     p.add_argument("--batch", type=int, default=30, help="articles per call, the same for all three (default 30)")
     p.add_argument("--repeats", type=int, default=2, help="rounds of the three runs; each keeps its best (default 2)")
     args = p.parse_args(argv)
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "## Distributed tagging (Ray Data)",
         "",
-        f"Command: `THEME_TAGGER_CACHE=/tmp/cache-14 {command}` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"Command: `{command}` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
         f"ray {__import__('ray').__version__}, torch {torch.__version__}, {os.cpu_count()} cores).",
         "",
         f"{n} held-out BBC articles ({paragraphs} paragraphs), a model trained on {len(train_rows)} other BBC articles "
