@@ -108,3 +108,23 @@ def test_a_paragraph_carries_a_theme_by_similarity_only_where_the_mixture_is_sur
     sure_share = [(prob[clusters == c] >= SURE).mean() for c in (0, 1)]
     assert sure_share[0] < 0.5 <= likely_share[0] and likely_share[1] < 0.3
     assert [bool(i.themes) for i in infos] == [True, False]
+
+
+def test_self_training_relabels_only_the_cells_the_first_labelling_left_out() -> None:
+    from model.cluster import OUTLIER, ClusterInfo
+    from model.label import PseudoLabels, relabel
+    from model.themes import Theme
+
+    themes = [Theme("cloud", "Cloud", "cloud computing"), Theme("city", "City", "smart city")]
+    n = 4
+    previous = PseudoLabels(targets=np.array([[True, False], [False, False], [False, False], [False, False]]),
+                            mask=np.array([[True, True], [True, True], [False, False], [False, False]]),
+                            similarity=np.zeros((n, 2)), probability=np.zeros((n, 2)),
+                            named=np.array([[False, False], [False, False], [False, False], [False, True]]))
+    # The classifier disagrees with both confident rows, and passes both themes for the two rows left out.
+    scores = np.array([[0.1, 0.9], [0.9, 0.9], [0.95, 0.85], [0.9, 0.1]])
+    outliers = np.full(n, OUTLIER)   # no cluster: each paragraph keeps its own labels
+    new = relabel(scores, np.full(2, 0.5), outliers, [ClusterInfo(OUTLIER, n, [], [], [], {})], themes, previous)
+    np.testing.assert_array_equal(new.targets[:2], previous.targets[:2])   # the confident cells are not overwritten
+    assert new.targets[2].tolist() == [True, False]                     # the classifier's best theme only ...
+    assert new.targets[3].tolist() == [True, True]                      # ... and any theme the paragraph names
