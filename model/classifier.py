@@ -5,6 +5,7 @@ Saved as plain arrays and a word list, so loading unpickles nothing."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,6 +25,19 @@ CUT = 0.5                 # on calibrated scores: a theme is given when it is mo
 ANCHOR_ROWS = 1000        # the training size at which the anchor features get exactly anchor_weight
 MAX_ANCHOR_BOOST = 10.0   # a corpus of 100 rows or fewer gets 10x anchor_weight
 SGD_ABOVE = 5000
+
+
+@dataclass
+class TrainingFeatures:
+    """ThemeClassifier.training_features(): the feature matrix of the training rows and what it was built with."""
+
+    settings: tuple                          # the classifier settings that shape the features
+    keywords: list[list[str]] | None
+    anchors: np.ndarray
+    anchor_scale: float
+    vectorizer: TfidfVectorizer | None = None
+    named: np.ndarray | None = None          # keyword hits per row and theme
+    X: object = None                         # (rows, features), sparse when there are TF-IDF words
 
 
 def _tfidf(vocabulary=None, min_df: int = 1, max_features: int | None = None) -> TfidfVectorizer:
@@ -53,39 +67,55 @@ class ThemeClassifier(BaseEstimator):
         self.random_state = random_state
 
     # -- features ---------------------------------------------------------------------------------------------
-    def _features(self, embeddings: np.ndarray, texts: list[str], words=None, named=None):
+    def _features(self, embeddings: np.ndarray, texts: list[str], named=None):
         """named: keyword_hits(texts, self.keywords_), when the caller has it already."""
-        parts = [embeddings, (embeddings @ self.anchors_.T) * self.anchor_scale_]
-        if self.keywords_ is not None:
-            named = keyword_hits(texts, self.keywords_) if named is None else named
-            parts.append(named * self.anchor_scale_)
-        dense = np.hstack(parts).astype(np.float32)
-        if self.vectorizer_ is None:
-            return dense
-        words = self.vectorizer_.transform(texts) if words is None else words
-        return sp.hstack([sp.csr_matrix(dense), words * self.tfidf_weight], format="csr")
+        if self.keywords_ is not None and named is None:
+            named = keyword_hits(texts, self.keywords_)
+        words = self.vectorizer_.transform(texts) if self.vectorizer_ is not None else None
+        return _stack(embeddings, self.anchors_, self.anchor_scale_, named, words, self.tfidf_weight)
 
     # -- training ---------------------------------------------------------------------------------------------
-    def fit(self, embeddings: np.ndarray, texts: list[str], targets: np.ndarray, mask: np.ndarray | None = None,
-            anchors: np.ndarray | None = None, keywords: list[list[str]] | None = None):
-        """targets: (n, K) 0/1; mask: (n, K) which cells to learn from (default all); anchors: (K, dim) unit rows;
-        keywords: per theme, the phrases that name it (the theme file's); a hit is a feature, weighted as the
-        anchors."""
-        targets = np.asarray(targets, dtype=bool)
-        self.keywords_ = [list(k) for k in keywords] if keywords is not None and any(keywords) else None
-        self.anchors_ = (np.zeros((targets.shape[1], embeddings.shape[1]), dtype=np.float32) if anchors is None
-                         else np.asarray(anchors, dtype=np.float32))
-        mask = np.ones_like(targets) if mask is None else np.asarray(mask, dtype=bool)
-        self.anchor_scale_ = float(min(MAX_ANCHOR_BOOST, ANCHOR_ROWS / len(texts))) * self.anchor_weight
-        self.vectorizer_, words = None, None
+    def training_features(self, embeddings: np.ndarray, texts: list[str], anchors: np.ndarray,
+                          keywords: list[list[str]] | None = None) -> TrainingFeatures:
+        """The training rows' features, built before any label is known: fit() takes them (features=), so that
+        self-training's second fit and the scores in between build them once (the same texts give the same TF-IDF
+        words and matrix; at 20k paragraphs, about 4 s a round). anchors: (K, dim) unit rows, one per theme."""
+        keywords = [list(k) for k in keywords] if keywords is not None and any(keywords) else None
+        f = TrainingFeatures(settings=self._feature_settings(), keywords=keywords,
+                             anchors=np.asarray(anchors, dtype=np.float32),
+                             anchor_scale=float(min(MAX_ANCHOR_BOOST, ANCHOR_ROWS / len(texts))) * self.anchor_weight)
+        words = None
         if self.tfidf_weight > 0:
             vec = _tfidf(min_df=2 if len(texts) >= 50 else 1, max_features=self.max_features)
             try:
                 words = vec.fit_transform(texts)
-                self.vectorizer_ = vec
+                f.vectorizer = vec
             except ValueError:  # no usable words at all
                 log.warning("no words left for TF-IDF features; using the embeddings alone")
-        X = self._features(embeddings, texts, words)
+        f.named = keyword_hits(texts, keywords) if keywords is not None else None
+        f.X = _stack(embeddings, f.anchors, f.anchor_scale, f.named, words, self.tfidf_weight)
+        return f
+
+    def _feature_settings(self) -> tuple:
+        return self.tfidf_weight, self.anchor_weight, self.max_features
+
+    def fit(self, embeddings: np.ndarray, texts: list[str], targets: np.ndarray, mask: np.ndarray | None = None,
+            anchors: np.ndarray | None = None, keywords: list[list[str]] | None = None,
+            features: TrainingFeatures | None = None):
+        """targets: (n, K) 0/1; mask: (n, K) which cells to learn from (default all); anchors: (K, dim) unit rows;
+        keywords: per theme, the phrases that name it (the theme file's); a hit is a feature, weighted as the
+        anchors. features: training_features() of these same rows, anchors and keywords (built here if None)."""
+        targets = np.asarray(targets, dtype=bool)
+        if anchors is None and features is None:
+            anchors = np.zeros((targets.shape[1], embeddings.shape[1]), dtype=np.float32)
+        if features is None:
+            features = self.training_features(embeddings, texts, anchors, keywords)
+        elif features.settings != self._feature_settings() or features.X.shape[0] != len(targets):
+            raise ValueError("these training features were built for other rows or other settings")
+        self.keywords_, self.anchors_, self.anchor_scale_, self.vectorizer_ = \
+            features.keywords, features.anchors, features.anchor_scale, features.vectorizer
+        mask = np.ones_like(targets) if mask is None else np.asarray(mask, dtype=bool)
+        X = features.X
         k_count = targets.shape[1]
         self.coef_ = np.zeros((k_count, X.shape[1]), dtype=np.float32)
         self.intercept_ = np.full(k_count, -10.0, dtype=np.float32)  # a theme with nothing to learn scores ~0
@@ -152,8 +182,21 @@ class ThemeClassifier(BaseEstimator):
         if len(texts) == 0:
             return np.zeros((0, len(self.coef_)), dtype=np.float32)
         named = keyword_hits(texts, self.keywords_) if self.keywords_ is not None else None
-        z = (self._features(embeddings, texts, named=named) @ self.coef_.T + self.intercept_) \
-            * self.calibration_[:, 0] + self.calibration_[:, 1]
+        return self._scores(self._features(embeddings, texts, named=named), named)
+
+    def training_scores(self, features: TrainingFeatures, rows: int) -> np.ndarray:
+        """predict_proba of the first `rows` training rows, from the features this classifier was fitted on."""
+        if not hasattr(self, "coef_"):
+            raise NotFittedError("ThemeClassifier is not fitted; call fit() first")
+        X = features.X[:rows]
+        if sp.issparse(X):
+            # fit_transform leaves each row's words unsorted and transform sorts them: sorted, the products sum in
+            # predict_proba's order and the scores equal its own to the bit.
+            X = X.sorted_indices()
+        return self._scores(X, None if features.named is None else features.named[:rows])
+
+    def _scores(self, X, named: np.ndarray | None) -> np.ndarray:
+        z = (X @ self.coef_.T + self.intercept_) * self.calibration_[:, 0] + self.calibration_[:, 1]
         p = (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
         if named is not None:
             # A paragraph that names a theme carries it (the theme file says so): its score is at least the cut.
@@ -198,6 +241,18 @@ class ThemeClassifier(BaseEstimator):
                 or (clf.keywords_ is not None and len(clf.keywords_) != k_count)):
             raise ValueError("classifier arrays do not fit together")
         return clf
+
+
+def _stack(embeddings: np.ndarray, anchors: np.ndarray, anchor_scale: float, named: np.ndarray | None, words,
+           tfidf_weight: float):
+    """[embedding, cosine to each anchor, keyword hits] (the last two scaled), then the TF-IDF words if any."""
+    parts = [embeddings, (embeddings @ anchors.T) * anchor_scale]
+    if named is not None:
+        parts.append(named * anchor_scale)
+    dense = np.hstack(parts).astype(np.float32)
+    if words is None:
+        return dense
+    return sp.hstack([sp.csr_matrix(dense), words * tfidf_weight], format="csr")
 
 
 def _identity(k_count: int) -> np.ndarray:

@@ -134,15 +134,18 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
                                 for k, v in enumerate(prompt_vectors)])
     template = classifier if classifier is not None else ThemeClassifier(random_state=seed)
     train_x = np.vstack([embeddings, *prompt_vectors])
+    # Built once: every fit learns from the same rows, only their labels change.
+    features = stages.run("classifier", template.training_features, train_x, texts + prompt_texts, theme_anchors,
+                          [list(t.keywords) for t in theme_list])
 
     def fit(pseudo_labels):
         return clone(template).fit(train_x, texts + prompt_texts, np.vstack([pseudo_labels.targets, prompt_targets]),
-                                   np.vstack([pseudo_labels.mask, np.ones_like(prompt_targets)]), theme_anchors,
-                                   [list(t.keywords) for t in theme_list])
+                                   np.vstack([pseudo_labels.mask, np.ones_like(prompt_targets)]),
+                                   features=features)
 
     head = stages.run("classifier", fit, pseudo)
     for _ in range(self_training_rounds):
-        scores = stages.run("classifier", head.predict_proba, embeddings, texts)
+        scores = stages.run("classifier", head.training_scores, features, len(texts))
         smoothed = smooth(scores, neighbours)
         cuts = same_count_cuts(scores, smoothed, head.thresholds_)
         pseudo = stages.run("label", relabel, smoothed, cuts, labels, infos, theme_list, pseudo)
@@ -173,7 +176,7 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
                  review.FILE_NAME: review.assignments_csv(infos, texts, theme_list, fingerprint)}
         if report:
             files |= stages.run("report", html_report.training_report, paragraphs, embeddings, sample, labels, infos,
-                                head.predict_proba(embeddings, texts), theme_list, head.thresholds_, vars(summary),
+                                head.training_scores(features, len(texts)), theme_list, head.thresholds_, vars(summary),
                                 seed, cache_root, f"theme-tagger report: {Path(out).name}")
         summary.out = str(stages.run("save", tagger.save, out, files))
     tagger.training_labels_ = pseudo   # kept on the object for inspection and benchmarks; not saved

@@ -89,3 +89,36 @@ def test_the_theme_file_weighs_more_on_a_small_corpus() -> None:
 def _texts(points: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, list[str], np.ndarray]:
     x, y = points
     return x, [""] * len(x), y
+
+
+def _worded(n: int, seed: int = 0) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Blobs as in _points, each row with a few words, some of which go with the label."""
+    x, y = _points(n // 3, n - n // 3, gap=1.0, seed=seed)
+    rng = np.random.default_rng(seed)
+    vocab = ["market", "shares", "league", "goal", "vote", "minister", "cloud", "data", "village", "farm"]
+    texts = [" ".join(rng.choice(vocab[:5] if label else vocab[5:], 6)) + f" word{i % 17} zeta{i % 5}"
+             for i, label in enumerate(y[:, 0])]
+    return x, texts, np.hstack([y, rng.random((n, 1)) < 0.4])
+
+
+def test_features_built_once_give_the_same_model_and_scores_as_fitting_from_scratch() -> None:
+    # Self-training fits twice on the same rows: the second fit and the scores in between take the first's
+    # features. Everything must come out as if each fit had built them itself, to the bit.
+    x, texts, y = _worded(300)
+    anchors = np.eye(2, 8, dtype=np.float32)
+    keywords = [["market shares"], ["cloud"]]
+    template = ThemeClassifier()
+    features = template.training_features(x, texts, anchors, keywords)
+    assert template.get_params() == ThemeClassifier().get_params() and not hasattr(template, "vectorizer_")
+    for labels in (y, ~y):
+        plain = ThemeClassifier().fit(x, texts, labels, anchors=anchors, keywords=keywords)
+        shared = ThemeClassifier().fit(x, texts, labels, features=features)
+        for name in ("coef_", "intercept_", "calibration_", "thresholds_", "anchors_"):
+            np.testing.assert_array_equal(getattr(plain, name), getattr(shared, name))
+        assert shared.anchor_scale_ == plain.anchor_scale_ and shared.keywords_ == plain.keywords_
+        assert shared.vectorizer_.get_feature_names_out().tolist() == plain.vectorizer_.get_feature_names_out().tolist()
+        np.testing.assert_array_equal(shared.training_scores(features, 250), plain.predict_proba(x[:250], texts[:250]))
+    with pytest.raises(ValueError, match="other rows or other settings"):
+        ThemeClassifier(tfidf_weight=1.0).fit(x, texts, y, features=features)
+    with pytest.raises(ValueError, match="other rows or other settings"):
+        ThemeClassifier().fit(x[:10], texts[:10], y[:10], features=features)
