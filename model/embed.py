@@ -10,7 +10,6 @@ import shutil
 import socket
 import sqlite3
 import tempfile
-import warnings
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -168,173 +167,6 @@ class StaticEmbedder:
         return _normalise(self.model.encode(list(texts), show_progress_bar=show_progress))
 
 
-def _content_hash(path: Path) -> str:
-    """Identify a folder by its files' names and bytes: the same model gives the same id wherever it is copied."""
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(f"{f.relative_to(path)}\x00".encode())
-        with f.open("rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
-    return h.hexdigest()[:16]
-
-
-def _source_path(source: str) -> Path:
-    if source in _BUNDLED_ALIASES:
-        return Path(_bundled_path())
-    path = Path(source).expanduser()
-    if not path.is_dir():
-        raise UserInputError(f"the int8 embedder is built from the bundled model or a local sentence-transformers "
-                             f"folder; {source!r} is neither")
-    return path
-
-
-def _check_mean_pooled(path: Path) -> int:
-    """The ONNX encoder re-implements Transformer -> mean Pooling -> Normalize; refuse a model that is not that.
-    Returns its max_seq_length."""
-    try:
-        modules = [m["type"].rsplit(".", 1)[-1] for m in json.loads((path / "modules.json").read_text())]
-        pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
-        length = json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserInputError(f"{path} is not a sentence-transformers folder the int8 embedder can read ({exc})") \
-            from None
-    if modules != ["Transformer", "Pooling", "Normalize"] or not pooling.get("pooling_mode_mean_tokens") or any(
-            v for k, v in pooling.items() if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens"):
-        raise UserInputError(f"the int8 embedder supports Transformer -> mean Pooling -> Normalize models only; "
-                             f"{path} has {' -> '.join(modules)}")
-    return int(length)
-
-
-class OnnxEmbedder:
-    """A sentence-transformer exported to ONNX and quantised to int8 (ONNX Runtime): about 3x the speed of
-    torch on a CPU, at a cosine of about 0.995 to its fp32 embeddings.
-
-    The folder holds model.onnx, the model's own tokenizer and onnx_config.json; encode does what the
-    sentence-transformers pipeline does (sort by length, batch, tokenise, mean-pool over the mask, normalise)."""
-
-    CONFIG = "onnx_config.json"
-    # Bumped whenever the export or the quantisation changes, so an old build is never reused from the cache.
-    RECIPE = "torchscript-opset17/dynamic-int8-per-channel-uint8-matmul-ffn-output-fp32/v2"
-    RECIPE_FP32 = "torchscript-opset17/fp32/v1"
-
-    def __init__(self, path: str | Path, spec: str, batch_size: int = 64):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise UserInputError(f"the int8 embedder needs onnxruntime: {ONNX_EXTRA}") from None
-        import torch
-        from transformers import AutoTokenizer
-
-        path = Path(path)
-        config = json.loads((path / self.CONFIG).read_text(encoding="utf-8"))
-        self.spec, self.batch_size, self.path = spec, batch_size, path
-        self.max_seq_length = int(config["max_seq_length"])
-        self.max_words = max(16, int((self.max_seq_length - 2) / 1.4))   # as SentenceTransformerEmbedder's
-        self.id = f"ort:{spec}#{_content_hash(path)}"
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()   # the same threads torch would use (Ray sets it)
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path / "model.onnx"), options, providers=["CPUExecutionProvider"])
-        self.inputs = {i.name for i in self.session.get_inputs()}
-
-    @classmethod
-    def build(cls, source: str = BUNDLED, cache_dir: Path | None = None, int8: bool = True) -> OnnxEmbedder:
-        """Export `source` to ONNX and quantise it (int8=False: keep fp32), locally, once; later calls load the
-        cached build."""
-        spec, recipe = (f"int8:{source}", cls.RECIPE) if int8 else (f"onnx:{source}", cls.RECIPE_FP32)
-        path = _source_path(source)
-        max_seq_length = _check_mean_pooled(path)
-        key = hashlib.sha256(f"{_fingerprint(path)}:{recipe}".encode()).hexdigest()[:16]
-        root = Path(cache_dir) if cache_dir is not None else Path(tempfile.mkdtemp(prefix="theme-tagger-onnx-"))
-        target = root / "onnx" / key
-        if (target / cls.CONFIG).is_file():
-            return cls(target, spec)
-        try:
-            import onnx
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-        except ImportError:
-            raise UserInputError(f"the int8 embedder needs onnxruntime and onnx: {ONNX_EXTRA}") from None
-        log.info("exporting %s to ONNX and quantising it to int8 (once; about a minute)", source)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{key}.tmp"))
-        try:
-            export_onnx(path, tmp / "fp32.onnx")
-            # Per-channel weights hold the cosine to fp32 at about 0.994 (per-tensor: 0.96). uint8 weights, not
-            # int8: on CPUs without VNNI, ONNX Runtime's u8s8 kernels can saturate. Only the MatMuls: the
-            # embedding lookup costs nothing and stays exact. Each layer's feed-forward output (1536 -> 384) stays
-            # fp32: its input, after GELU, has outliers that a per-tensor uint8 activation scale crushes, and with
-            # it quantised the seeds-trained model lost 1.7 points of macro-F1 on the mission paragraphs.
-            if int8:
-                graph = onnx.load(str(tmp / "fp32.onnx"), load_external_data=False).graph
-                keep = [n.name for n in graph.node if n.op_type == "MatMul" and "/output/dense/" in n.name
-                        and "/attention/" not in n.name]
-                logging.disable(logging.INFO)   # the quantiser logs a line per tensor on the root logger
-                try:
-                    quantize_dynamic(tmp / "fp32.onnx", tmp / "model.onnx", weight_type=QuantType.QUInt8,
-                                     per_channel=True, op_types_to_quantize=["MatMul"], nodes_to_exclude=keep)
-                finally:
-                    logging.disable(logging.NOTSET)
-                (tmp / "fp32.onnx").unlink()
-            else:
-                (tmp / "fp32.onnx").rename(tmp / "model.onnx")
-            for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
-                if (path / name).is_file():
-                    shutil.copy2(path / name, tmp / name)
-            (tmp / cls.CONFIG).write_text(json.dumps({"source": source, "recipe": recipe,
-                                                      "max_seq_length": max_seq_length}, indent=2))
-            _publish(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return cls(target, spec)
-
-    def save(self, folder: Path) -> None:
-        shutil.copytree(self.path, folder)
-
-    def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
-        texts = list(texts)
-        out = np.zeros((len(texts), self.session.get_outputs()[0].shape[-1] or 0), dtype=np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")   # as sentence-transformers: less padding
-        for start in range(0, len(texts), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            tokens = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                                    max_length=self.max_seq_length, return_tensors="np")
-            hidden = self.session.run(None, {k: v.astype(np.int64) for k, v in tokens.items() if k in self.inputs})[0]
-            if out.shape[1] != hidden.shape[-1]:
-                out = np.zeros((len(texts), hidden.shape[-1]), dtype=np.float32)
-            mask = tokens["attention_mask"][..., None].astype(np.float32)
-            out[rows] = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-        return _normalise(out)
-
-
-def export_onnx(path: Path, out: Path) -> None:
-    """The transformer of a sentence-transformers folder as an fp32 ONNX graph: token ids, mask and token types
-    in (any batch, any length), the last hidden state out. Runs torch's TorchScript exporter, offline."""
-    import torch
-    from transformers import AutoModel
-
-    class Hidden(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.model(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
-
-    # Eager attention: the SDPA path's mask handling does not trace into a graph that takes any length.
-    model = Hidden(AutoModel.from_pretrained(str(path), attn_implementation="eager", local_files_only=True).eval())
-    ids = torch.full((2, 16), 1000, dtype=torch.long)
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # the tracer's warnings about shapes held constant (none are, here)
-        torch.onnx.export(model, (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(out), input_names=names,
-                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17, dynamo=False)
-
-
 def _in_hf_cache(name: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
@@ -388,6 +220,10 @@ def check_cache_dir(path: Path) -> None:
         tempfile.TemporaryFile(dir=path).close()
     except OSError as exc:
         raise UserInputError(f"cannot write to the cache folder {path} ({exc.strerror or exc}); {hint}") from None
+
+
+# The ONNX Runtime encoder lives in its own module; imported here so `from model.embed import OnnxEmbedder` works.
+from .onnx_embed import OnnxEmbedder, export_onnx  # noqa: E402,F401
 
 
 def load_embedder(spec: str = DEFAULT, cache_dir: Path | None = None) -> Embedder:

@@ -139,10 +139,10 @@ def test_int8_embeddings_stay_close_to_fp32(real_int8) -> None:
     assert real_int8.id != fp32.id and real_int8.id.startswith("ort:int8:all-MiniLM-L6-v2#")
     a, b = real_int8.encode(SENTENCES), fp32.encode(SENTENCES)
     cosine = (a * b).sum(axis=1)
-    # Per-tensor int8 weights gave 0.96 on average; the build kept is at 0.995-0.997 on these sentences. A text
-    # of a few tokens has little to average its rounding errors out ("Thank you.": 0.957), but still points the
-    # same way.
-    assert cosine[:-1].min() >= 0.99 and cosine[-1] >= 0.9, cosine
+    # ONNX Runtime's dynamic quantisation (one activation scale per tensor) held 0.995-0.997 on these sentences; the
+    # 8-bit blockwise build kept is at 0.999 ("Thank you.", a few tokens with little to average the rounding
+    # errors out: 0.990).
+    assert cosine[:-1].min() >= 0.997 and cosine[-1] >= 0.98, cosine
     # Quantisation must not reorder what is near what: each sentence is nearest its own fp32 vector.
     assert ((a @ b.T).argmax(axis=1) == np.arange(len(SENTENCES))).all()
 
