@@ -106,8 +106,10 @@ class OnnxEmbedder:
         try:
             import onnx  # noqa: F401
             import onnxruntime.quantization  # noqa: F401
+            if int8:
+                import onnx_ir  # noqa: F401  (ONNX Runtime's MatMulNBits quantiser needs it, and does not require it)
         except ImportError:
-            raise UserInputError(f"the int8 embedder needs onnxruntime and onnx: {ONNX_EXTRA}") from None
+            raise UserInputError(f"the int8 embedder needs onnxruntime, onnx and onnx-ir: {ONNX_EXTRA}") from None
         log.info("exporting %s to ONNX and quantising it to int8 (once; about a minute)", source)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{key}.tmp"))
