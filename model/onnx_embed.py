@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -75,18 +76,18 @@ class OnnxEmbedder:
             import onnxruntime as ort
         except ImportError:
             raise UserInputError(f"the int8 embedder needs onnxruntime: {ONNX_EXTRA}") from None
-        import torch
-        from transformers import AutoTokenizer
-
         path = Path(path)
         config = json.loads((path / self.CONFIG).read_text(encoding="utf-8"))
         self.spec, self.batch_size, self.path = spec, batch_size, path
         self.max_seq_length = int(config["max_seq_length"])
         self.max_words = max(16, int((self.max_seq_length - 2) / 1.4))   # as SentenceTransformerEmbedder's
         self.id = f"ort:{spec}#{_content_hash(path)}"
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        # The model's own fast tokenizer, read with the `tokenizers` library that transformers wraps: the same ids,
+        # without importing torch and transformers (about 3 s of a cold start).
+        self.tokenizer = _tokenizer(path, self.max_seq_length)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()   # the same threads torch would use (Ray sets it)
+        torch = sys.modules.get("torch")   # where torch is in use, its thread count (Ray's actors set it); else all cores
+        options.intra_op_num_threads = torch.get_num_threads() if torch is not None else 0
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(path / "model.onnx"), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
@@ -140,14 +141,36 @@ class OnnxEmbedder:
         order = np.argsort([-len(t) for t in texts], kind="stable")   # as sentence-transformers: less padding
         for start in range(0, len(texts), self.batch_size):
             rows = order[start:start + self.batch_size]
-            tokens = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                                    max_length=self.max_seq_length, return_tensors="np")
-            hidden = self.session.run(None, {k: v.astype(np.int64) for k, v in tokens.items() if k in self.inputs})[0]
+            encoded = self.tokenizer.encode_batch([texts[i] for i in rows])
+            tokens = {"input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+                      "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+                      "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64)}
+            hidden = self.session.run(None, {k: v for k, v in tokens.items() if k in self.inputs})[0]
             if out.shape[1] != hidden.shape[-1]:
                 out = np.zeros((len(texts), hidden.shape[-1]), dtype=np.float32)
             mask = tokens["attention_mask"][..., None].astype(np.float32)
             out[rows] = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
         return _normalise(out)
+
+
+def _tokenizer(path: Path, max_length: int):
+    """The folder's tokenizer.json as transformers' fast tokenizer runs it with padding=True, truncation=True and
+    max_length: [CLS] ... [SEP], cut at max_length tokens, padded to the batch's longest with the pad token."""
+    from tokenizers import Tokenizer
+
+    if not (path / "tokenizer.json").is_file():
+        raise UserInputError(f"{path} has no tokenizer.json (a fast tokenizer), which the int8 embedder reads")
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    config = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8")) \
+        if (path / "tokenizer_config.json").is_file() else {}
+    pad = config.get("pad_token", "[PAD]")
+    pad = pad.get("content", "[PAD]") if isinstance(pad, dict) else pad
+    pad_id = tokenizer.token_to_id(pad)
+    if pad_id is None:
+        raise UserInputError(f"{path}: the tokenizer has no pad token {pad!r}")
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad)
+    return tokenizer
 
 
 def quantise(fp32: Path, out: Path) -> None:

@@ -75,6 +75,32 @@ def test_encode_is_normalised_and_order_free(tiny) -> None:
     assert tiny.encode([]).shape[0] == 0
 
 
+def test_the_tokenizer_gives_the_ids_transformers_gives(tiny) -> None:
+    """encode reads tokenizer.json with the tokenizers library itself; transformers' fast tokenizer, as the
+    sentence-transformers pipeline calls it, must give the same ids, mask and types (truncation and padding too)."""
+    from transformers import AutoTokenizer
+
+    reference = AutoTokenizer.from_pretrained(str(tiny.path), local_files_only=True)
+    texts = [*SENTENCES, "", "Ünïcödé naïve café — “quotes” 中文", "word " * 400]
+    want = reference(texts, padding=True, truncation=True, max_length=tiny.max_seq_length, return_tensors="np")
+    got = tiny.tokenizer.encode_batch(texts)
+    assert want["input_ids"].shape == (len(texts), 256)   # the long text is cut at max_seq_length
+    for key, field in (("input_ids", "ids"), ("attention_mask", "attention_mask"), ("token_type_ids", "type_ids")):
+        assert np.array_equal(np.array([getattr(e, field) for e in got]), want[key]), key
+
+
+def test_tagging_with_a_saved_onnx_model_imports_no_torch(saved) -> None:
+    """Loading and tagging with an ONNX model folder needs neither torch nor transformers (seconds of a cold start)."""
+    import subprocess
+
+    code = ("import sys; from model import ThemeTagger; t = ThemeTagger.load(sys.argv[1]); "
+            "r = t.tag('Farmers sell walnuts online.'); "
+            "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(saved[1])], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
 def test_cache_id_names_the_exact_model_file(tmp_path, tiny) -> None:
     assert tiny.id.startswith("ort:int8:tiny#")
     # Another model file (other weights) gets another id, so its embeddings never mix with these in the cache ...
