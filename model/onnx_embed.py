@@ -73,7 +73,7 @@ class OnnxEmbedder:
 
     def __init__(self, path: str | Path, spec: str, batch_size: int = 64):
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401  (here, so that a missing package is named before any work)
         except ImportError:
             raise UserInputError(f"the int8 embedder needs onnxruntime: {ONNX_EXTRA}") from None
         path = Path(path)
@@ -85,12 +85,23 @@ class OnnxEmbedder:
         # The model's own fast tokenizer, read with the `tokenizers` library that transformers wraps: the same ids,
         # without importing torch and transformers (about 3 s of a cold start).
         self.tokenizer = _tokenizer(path, self.max_seq_length)
-        options = ort.SessionOptions()
-        torch = sys.modules.get("torch")   # where torch is in use, its thread count (Ray's actors set it); else all cores
-        options.intra_op_num_threads = torch.get_num_threads() if torch is not None else 0
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path / "model.onnx"), options, providers=["CPUExecutionProvider"])
-        self.inputs = {i.name for i in self.session.get_inputs()}
+        self._session = None
+
+    @property
+    def session(self):
+        """The ONNX Runtime session, made on the first encode: by then a Ray actor has set its thread count, which
+        the session takes where torch is in use (else ONNX Runtime's own choice, one thread per core)."""
+        if self._session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            torch = sys.modules.get("torch")
+            options.intra_op_num_threads = torch.get_num_threads() if torch is not None else 0
+            options.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(str(self.path / "model.onnx"), options,
+                                                 providers=["CPUExecutionProvider"])
+            self.inputs = {i.name for i in self._session.get_inputs()}
+        return self._session
 
     @classmethod
     def build(cls, source: str = BUNDLED, cache_dir: Path | None = None, int8: bool = True) -> OnnxEmbedder:
@@ -132,12 +143,17 @@ class OnnxEmbedder:
             raise
         return cls(target, spec)
 
+    def __reduce__(self):
+        """Pickled (to Ray's workers) as its folder and spec: an ONNX Runtime session itself does not pickle."""
+        return type(self), (self.path, self.spec, self.batch_size)
+
     def save(self, folder: Path) -> None:
         shutil.copytree(self.path, folder)
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         texts = list(texts)
-        out = np.zeros((len(texts), self.session.get_outputs()[0].shape[-1] or 0), dtype=np.float32)
+        session = self.session
+        out = np.zeros((len(texts), session.get_outputs()[0].shape[-1] or 0), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")   # as sentence-transformers: less padding
         for start in range(0, len(texts), self.batch_size):
             rows = order[start:start + self.batch_size]
@@ -145,7 +161,7 @@ class OnnxEmbedder:
             tokens = {"input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
                       "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
                       "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64)}
-            hidden = self.session.run(None, {k: v for k, v in tokens.items() if k in self.inputs})[0]
+            hidden = session.run(None, {k: v for k, v in tokens.items() if k in self.inputs})[0]
             if out.shape[1] != hidden.shape[-1]:
                 out = np.zeros((len(texts), hidden.shape[-1]), dtype=np.float32)
             mask = tokens["attention_mask"][..., None].astype(np.float32)

@@ -259,7 +259,9 @@ def _saved_embedder(path: Path, saved: dict, named: str | None) -> Embedder:
             raise UserInputError(f"the model at {path} tags with the int8 (ONNX) embedder stored in it, which needs "
                                  f"onnxruntime: {ONNX_EXTRA}") from None
         try:
-            return OnnxEmbedder(path / STATIC_DIR, saved["spec"])
+            embedder = OnnxEmbedder(path / STATIC_DIR, saved["spec"])
+            embedder.session   # made now, so that a damaged graph is reported here, not at the first tag
+            return embedder
         except Exception as exc:  # noqa: BLE001
             raise UserInputError(f"saved model at {path} is damaged: its int8 embedder does not load: "
                                  f"{exc.__class__.__name__}: {str(exc)[:200]}") from None
