@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from model import ThemeTagger, load_themes, train  # noqa: E402
 from model.corpus import Article, paragraphs_of  # noqa: E402
-from model.embed import CachedEmbedder, EmbeddingCache, default_cache_dir, embed_texts, load_embedder  # noqa: E402
+from model.embed import DEFAULT, CachedEmbedder, EmbeddingCache, default_cache_dir, embed_texts, load_embedder  # noqa: E402
 from model.label import anchors  # noqa: E402
 from sections import write_section  # noqa: E402
 
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sets", default="agnews,bbc")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
-    p.add_argument("--embedding-model", default="all-MiniLM-L6-v2")
+    p.add_argument("--embedding-model", default=DEFAULT, help=f"default: {DEFAULT}, the product's own")
     p.add_argument("--names-only", action=argparse.BooleanOptionalAction, default=True,
                    help="also run the names-only theme files")
     p.add_argument("--limit", type=int, default=None, help="a random subset of each set (smoke runs)")

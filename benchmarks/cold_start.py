@@ -3,10 +3,12 @@
 
     python benchmarks/cold_start.py            # three runs (1-3 minutes on a busy 2-core machine), writes BENCHMARKS.md
     python benchmarks/cold_start.py --no-write # prints the table only
+    python benchmarks/cold_start.py --embedding-model int8   # the same with the int8 encoder (its own section)
 
 The three runs share one new cache folder (THEME_TAGGER_CACHE), so the machine's own caches play no part:
 - first run: everything empty, numba compiles UMAP and NN-descent and keeps the code under the cache;
-- cold: the embedding cache and the cached UMAP coordinates removed, numba's compiled code kept (a new corpus);
+- cold: the embedding cache and the cached UMAP coordinates removed, numba's compiled code kept (a new corpus), and
+  with `--embedding-model int8` the int8 build (made in the first run) kept too;
 - warm: every cache kept (the same corpus again, e.g. after editing the theme file).
 The figures go into BENCHMARKS.md between `<!-- cold-start:start -->` and `<!-- cold-start:end -->`.
 """
@@ -29,17 +31,18 @@ BENCH_MD = ROOT / "BENCHMARKS.md"
 from sections import write_section  # noqa: E402 (benchmarks/, beside this script)
 COMMAND = "python benchmarks/cold_start.py"
 RUNS = (("first run", "all caches empty"),
-        ("cold", "empty embedding and UMAP caches, numba's compiled code kept"),
+        ("cold", "empty embedding and UMAP caches, numba's compiled code (and an int8 build) kept"),
         ("warm", "all caches kept"))
 
 
-def timed_train(cache: Path, out: Path) -> dict:
+def timed_train(cache: Path, out: Path, embedding_model: str | None = None) -> dict:
     """One `train.py` in a new process; wall, CPU and peak memory from /usr/bin/time, stage times from its summary."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env |= {"THEME_TAGGER_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
     load = os.getloadavg()[0]
-    done = subprocess.run(["/usr/bin/time", "-v", sys.executable, "train.py", "--out", str(out)], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    model = ["--embedding-model", embedding_model] if embedding_model else []
+    done = subprocess.run(["/usr/bin/time", "-v", sys.executable, "train.py", "--out", str(out), *model], cwd=ROOT,
+                          env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"train.py failed ({done.returncode}):\n{done.stderr[-3000:]}")
 
@@ -55,7 +58,7 @@ def timed_train(cache: Path, out: Path) -> dict:
             "result": " ".join(re.search(r"Trained on .+\n.*Paragraphs per theme: .+", summary).group(0).split())}
 
 
-def run_all() -> list[dict]:
+def run_all(embedding_model: str | None = None) -> list[dict]:
     results = []
     with tempfile.TemporaryDirectory(prefix="cold-start-") as tmp:
         cache, out = Path(tmp) / "cache", Path(tmp) / "model"
@@ -64,15 +67,16 @@ def run_all() -> list[dict]:
                 (cache / "embeddings.sqlite").unlink(missing_ok=True)
                 shutil.rmtree(cache / "reduced", ignore_errors=True)
             print(f"[cold-start {time.strftime('%H:%M:%S')}] {name}: {what}", flush=True)
-            results.append({"name": name, "what": what} | timed_train(cache, out))
+            results.append({"name": name, "what": what} | timed_train(cache, out, embedding_model))
             print(f"  {results[-1]['wall']:.1f} s wall, {results[-1]['stages']}", flush=True)
     return results
 
 
-def section(results: list[dict]) -> str:
-    lines = [f"Command: `{COMMAND}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores "
-             "shared with other jobs). Each run: `THEME_TAGGER_CACHE=<one new folder> /usr/bin/time -v python "
-             "train.py --out <folder>` in a new process. Targets (issue 13): cold <= 10 s, warm <= 5 s.", "",
+def section(results: list[dict], embedding_model: str | None = None) -> str:
+    flag = f" --embedding-model {embedding_model}" if embedding_model else ""
+    lines = [f"Command: `{COMMAND}{flag}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} "
+             f"cores shared with other jobs). Each run: `THEME_TAGGER_CACHE=<one new folder> /usr/bin/time -v python "
+             f"train.py --out <folder>{flag}` in a new process. Targets (issue 13): cold <= 10 s, warm <= 5 s.", "",
              "| run | caches | wall s | CPU s | peak MB | load avg (1 min) | time per stage |",
              "|---|---|---|---|---|---|---|"]
     for r in results:
@@ -87,11 +91,13 @@ def section(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md as it is")
+    ap.add_argument("--embedding-model", help="passed to train.py (default: train.py's own)")
     args = ap.parse_args(argv)
-    body = section(run_all())
+    body = section(run_all(args.embedding_model), args.embedding_model)
     print(body)
     if not args.no_write:
-        write_section(BENCH_MD, "cold-start", body)
+        marker = "cold-start" + (f"-{args.embedding_model.replace(':', '-')}" if args.embedding_model else "")
+        write_section(BENCH_MD, marker, body)
     return 0
 
 

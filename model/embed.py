@@ -23,7 +23,10 @@ log = logging.getLogger(__name__)
 
 BUNDLED = "all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {BUNDLED, f"sentence-transformers/{BUNDLED}", "bundled"}
-# What train.py and model.train use when no embedding model is named ("int8" would make the int8 encoder the default).
+# What train.py and model.train use when no embedding model is named. "int8" would make the int8 encoder the
+# default: on a quiet machine it tags at 2.0x a raw fp32 encode and a cold train.py takes 8 s, not 14, but on the
+# accuracy panel its mean is 0.806 against 0.807 and the mission paragraphs fall 0.7 points (seeds 0-2), so by the
+# panel's rule and issue 13's half-point bar it is not (BENCHMARKS.md, "The int8 encoder").
 DEFAULT = BUNDLED
 ONNX_EXTRA = 'pip install -e ".[onnx]"'
 
@@ -65,6 +68,11 @@ def _publish(tmp: Path, target: Path) -> None:
     if target.exists():
         shutil.rmtree(tmp, ignore_errors=True)
     else:
+        # mkdtemp made the folder private (0700); a published build, and a model folder that copies it, gets the
+        # mode any new folder gets here, so a shared model folder can be read by those it is shared with.
+        mask = os.umask(0)
+        os.umask(mask)
+        tmp.chmod(0o777 & ~mask)
         os.replace(tmp, target)
 
 
