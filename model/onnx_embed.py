@@ -83,7 +83,7 @@ class OnnxEmbedder:
         self.max_words = max(16, int((self.max_seq_length - 2) / 1.4))   # as SentenceTransformerEmbedder's
         self.id = f"ort:{spec}#{_content_hash(path)}"
         # The model's own fast tokenizer, read with the `tokenizers` library that transformers wraps: the same ids,
-        # without importing torch and transformers (about 3 s of a cold start).
+        # without importing torch and transformers (about 4 s of a cold fp32 train.py on two cores).
         self.tokenizer = _tokenizer(path, self.max_seq_length)
         self._session = None
 
