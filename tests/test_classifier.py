@@ -122,3 +122,20 @@ def test_features_built_once_give_the_same_model_and_scores_as_fitting_from_scra
         ThemeClassifier(tfidf_weight=1.0).fit(x, texts, y, features=features)
     with pytest.raises(ValueError, match="other rows or other settings"):
         ThemeClassifier().fit(x[:10], texts[:10], y[:10], features=features)
+
+
+def test_themes_fitted_side_by_side_give_the_same_model_as_one_after_another(monkeypatch) -> None:
+    # The themes' fits run on the machine's cores at once; each depends on its own rows and the seed alone.
+    import model.classifier as classifier
+
+    x, texts, y = _worded(300)
+    y = np.column_stack([y, y[:, :1] ^ y[:, 1:]])   # a third theme, so that more themes than cores may queue
+    anchors = np.eye(3, 8, dtype=np.float32)
+    fitted = {}
+    for cores in (1, 2, 3):
+        monkeypatch.setattr(classifier, "cpu_count", lambda cores=cores: cores)
+        fitted[cores] = ThemeClassifier().fit(x, texts, y, anchors=anchors)
+        assert fitted[cores].trained_.all()
+    for cores in (2, 3):
+        for name in ("coef_", "intercept_", "calibration_"):
+            np.testing.assert_array_equal(getattr(fitted[cores], name), getattr(fitted[1], name))
