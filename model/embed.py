@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 BUNDLED = "all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {BUNDLED, f"sentence-transformers/{BUNDLED}", "bundled"}
 # What train.py and model.train use when no embedding model is named. "int8" would make the int8 encoder the
-# default: on a quiet machine it tags at 2.0x a raw fp32 encode and a cold train.py takes 8 s, not 14, but on the
+# default: on a quiet machine it tags at 2.0x a raw fp32 encode and a cold train.py takes 8 s, not 16, but on the
 # accuracy panel its mean is 0.806 against 0.807 and the mission paragraphs fall 0.7 points (seeds 0-2), so by the
 # panel's rule and issue 13's half-point bar it is not (BENCHMARKS.md, "The int8 encoder").
 DEFAULT = BUNDLED
