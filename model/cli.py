@@ -47,9 +47,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=str(ROOT / "artifacts" / "seed-themes"), help="where the model folder goes")
     p.add_argument("--seed", type=int, default=0, help="one seed for every random step (default 0)")
     p.add_argument("--embedding-model",
-                   help="sentence-transformers model name or local path (default: the bundled all-MiniLM-L6-v2); "
-                        "'static' distils a fast model2vec embedder from the bundled model; 'int8' quantises the "
-                        "bundled model with ONNX Runtime (pip install -e '.[onnx]')")
+                   help="default 'onnx': the bundled all-MiniLM-L6-v2 exported to ONNX (once, locally) and run by "
+                        "ONNX Runtime; 'all-MiniLM-L6-v2': the same model through sentence-transformers; 'int8' "
+                        "quantises it (pip install -e '.[onnx]'); 'static' distils a fast model2vec embedder from "
+                        "it; or any sentence-transformers model name or local path")
     p.add_argument("--clusterer", choices=["hdbscan", "kmeans"], default="hdbscan", help="default: hdbscan")
     p.add_argument("--assignments", metavar="FILE",
                    help="an assignments.csv from an earlier run, with clusters' themes corrected: those clusters "

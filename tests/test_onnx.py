@@ -149,7 +149,7 @@ def test_a_damaged_onnx_graph_is_reported_when_the_model_loads(saved, tmp_path) 
     copy = tmp_path / "model"
     shutil.copytree(out, copy)
     (copy / "embedder" / "model.onnx").write_bytes(b"not an onnx graph")
-    with pytest.raises(UserInputError, match=r"damaged: its int8 embedder does not load"):
+    with pytest.raises(UserInputError, match=r"damaged: its ONNX embedder does not load"):
         ThemeTagger.load(copy)   # at load, not at the first tag (the session is made lazily for Ray's actors)
 
 
@@ -158,7 +158,7 @@ def test_an_onnx_model_without_its_embedder_folder_is_damaged(saved, tmp_path) -
     copy = tmp_path / "model"
     shutil.copytree(out, copy)
     shutil.rmtree(copy / "embedder")
-    with pytest.raises(UserInputError, match=r"damaged: its int8 embedder \(embedder/\) is missing"):
+    with pytest.raises(UserInputError, match=r"damaged: its ONNX embedder \(embedder/\) is missing"):
         ThemeTagger.load(copy)
 
 
