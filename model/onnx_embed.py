@@ -65,16 +65,16 @@ class OnnxEmbedder:
     bits (`int8`), a cosine of about 0.999 to them.
 
     The folder holds model.onnx, the model's own tokenizer and onnx_config.json; encode does what the
-    sentence-transformers pipeline does (sort by length, batch, tokenise, mean-pool over the mask, normalise)."""
+    sentence-transformers pipeline does (tokenise, sort by tokens, batch, mean-pool over the mask, normalise)."""
 
     CONFIG = "onnx_config.json"
     # Bumped whenever the export or the quantisation changes, so an old build is never reused from the cache.
     RECIPE = "torchscript-opset17/matmulnbits-8bit-block128-symmetric-accuracy4/v3"
     RECIPE_FP32 = "torchscript-opset17/fp32/v1"
 
-    # Small batches: texts sorted by characters still differ in tokens, and every row of a batch is padded to its
-    # longest. On two cores, 500 news paragraphs took 3.4 s at 8, 3.8 s at 16, 4.6 s at 64 (BENCHMARKS.md).
-    BATCH = 8
+    # Texts sorted by tokens, in batches of 16. On two cores, 639 news paragraphs took 2.8 s in batches of 16, 2.9 s
+    # of 8, 3.1 s of 32, 3.6 s of 64; sorted by characters instead, 3.6 s in batches of 8 (BENCHMARKS.md).
+    BATCH = 16
 
     def __init__(self, path: str | Path, spec: str, batch_size: int = BATCH):
         try:
@@ -89,7 +89,7 @@ class OnnxEmbedder:
         self.id = f"ort:{spec}#{_content_hash(path)}"
         # The model's own fast tokenizer, read with the `tokenizers` library that transformers wraps: the same ids,
         # without importing torch and transformers (about 4 s of a cold fp32 train.py on two cores).
-        self.tokenizer = _tokenizer(path, self.max_seq_length)
+        self.tokenizer, self.pad_id = _tokenizer(path, self.max_seq_length)
         self._session = None
 
     @property
@@ -160,13 +160,12 @@ class OnnxEmbedder:
         texts = list(texts)
         session = self.session
         out = np.zeros((len(texts), session.get_outputs()[0].shape[-1] or 0), dtype=np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")   # as sentence-transformers: less padding
+        encoded = self.tokenizer.encode_batch(texts)   # truncated, not padded
+        # Sorted by tokens, not characters (as sentence-transformers does), so a batch's rows need little padding.
+        order = np.argsort([-len(e.ids) for e in encoded], kind="stable")
         for start in range(0, len(texts), self.batch_size):
             rows = order[start:start + self.batch_size]
-            encoded = self.tokenizer.encode_batch([texts[i] for i in rows])
-            tokens = {"input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
-                      "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
-                      "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64)}
+            tokens = self.pad([encoded[i] for i in rows])
             hidden = session.run(None, {k: v for k, v in tokens.items() if k in self.inputs})[0]
             if out.shape[1] != hidden.shape[-1]:
                 out = np.zeros((len(texts), hidden.shape[-1]), dtype=np.float32)
@@ -174,10 +173,22 @@ class OnnxEmbedder:
             out[rows] = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
         return _normalise(out)
 
+    def pad(self, encoded: list) -> dict[str, np.ndarray]:
+        """Tokenised texts as the model's inputs, padded to the longest (as transformers' padding=True does)."""
+        width = max((len(e.ids) for e in encoded), default=0)
+        tokens = {"input_ids": np.full((len(encoded), width), self.pad_id, dtype=np.int64),
+                  "attention_mask": np.zeros((len(encoded), width), dtype=np.int64),
+                  "token_type_ids": np.zeros((len(encoded), width), dtype=np.int64)}
+        for row, e in enumerate(encoded):
+            tokens["input_ids"][row, :len(e.ids)] = e.ids
+            tokens["attention_mask"][row, :len(e.ids)] = e.attention_mask
+            tokens["token_type_ids"][row, :len(e.ids)] = e.type_ids
+        return tokens
+
 
 def _tokenizer(path: Path, max_length: int):
-    """The folder's tokenizer.json as transformers' fast tokenizer runs it with padding=True, truncation=True and
-    max_length: [CLS] ... [SEP], cut at max_length tokens, padded to the batch's longest with the pad token."""
+    """The folder's tokenizer.json as transformers' fast tokenizer runs it with truncation=True and max_length:
+    [CLS] ... [SEP], cut at max_length tokens (OnnxEmbedder.pad then pads as padding=True does); and its pad id."""
     from tokenizers import Tokenizer
 
     if not (path / "tokenizer.json").is_file():
@@ -191,8 +202,8 @@ def _tokenizer(path: Path, max_length: int):
     if pad_id is None:
         raise UserInputError(f"{path}: the tokenizer has no pad token {pad!r}")
     tokenizer.enable_truncation(max_length=max_length)
-    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad)
-    return tokenizer
+    tokenizer.no_padding()
+    return tokenizer, pad_id
 
 
 def quantise(fp32: Path, out: Path) -> None:

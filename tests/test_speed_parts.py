@@ -9,6 +9,7 @@ from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks" / "speed"))
 import embedders  # noqa: E402
+import end_to_end  # noqa: E402
 import tagging  # noqa: E402
 import timing  # noqa: E402
 import training  # noqa: E402
@@ -26,6 +27,9 @@ RESULTS = {
                                  "stage_at_peak": "embed", "rss_before_mb": 170.0}}},
     vs_bertopic: {"paragraphs": 401, "ours": STAGES, "ours_runs": [STAGES, STAGES], "ours_clusters": 9,
                   "umap_compile_s": 20.0, "bertopic_seconds": 6.0, "bertopic_umap": 4.0, "bertopic_topics": 8},
+    end_to_end: {"paragraphs": 401, "spec": "onnx:all-MiniLM-L6-v2", "ours_seconds": 12.0, "ours": STAGES,
+                 "ours_clusters": 9, "umap_compile_s": 20.0, "bertopic_seconds": 30.0, "bertopic_umap": 4.0,
+                 "bertopic_topics": 8, "peak_rss_mb": 900.0},
     embedders: {"static": {"articles": 3, "paragraphs": {"tag_many": 9, "static tag_many": 8}, "train_articles": 5,
                            "repeats": 1, "times": {"tag_many": [2.0], "static tag_many": [0.05]},
                            "static_spec": "static:all-MiniLM-L6-v2", "train_default": STAGES,
@@ -41,6 +45,7 @@ def test_every_part_renders_its_targets_and_tables() -> None:
         assert text.startswith(f"### {part.TITLE}\n") and "| check | target | measured | met |" in text, part.NAME
     assert "0.95x" in timing.block(tagging, RESULTS[tagging], CFG)   # raw encode / tag_many
     assert "**40x**" in timing.block(embedders, RESULTS[embedders], CFG)
+    assert "**2.50x**" in timing.block(end_to_end, RESULTS[end_to_end], CFG)   # 30 s against 12
 
 
 def test_a_failed_part_says_so() -> None:

@@ -1,14 +1,14 @@
 """Speed benchmark, every part: tagging throughput, training time per stage, BERTopic reference, fast embedder and
-streaming memory.
+streaming memory, and training end to end against BERTopic.
 
     python benchmarks/speed                          # full run (about 15-30 minutes on 2 cores), writes BENCHMARKS.md
     python benchmarks/speed --quick                  # smoke run (a few minutes), prints the section only
     python benchmarks/speed --sizes 1000,5000,20000  # training sizes, in paragraphs
     python benchmarks/speed --parts tagging,training # some parts only
 
-Each part is also a script of its own (benchmarks/speed/tagging.py, training.py, vs_bertopic.py, embedders.py, with
-the same flags), which rewrites only its own block. Every worker runs in a fresh subprocess (so peak memory is per
-worker) on one copy of model/ taken at the start. The section goes into BENCHMARKS.md between
+Each part is also a script of its own (benchmarks/speed/tagging.py, training.py, vs_bertopic.py, embedders.py,
+end_to_end.py, with the same flags), which rewrites only its own block. Every worker runs in a fresh subprocess (so
+peak memory is per worker) on one copy of model/ taken at the start. The section goes into BENCHMARKS.md between
 `<!-- speed:start -->` and `<!-- speed:end -->`, each part's block inside it between its own markers. The machine may
 be shared with other jobs: compare ratios within one run, not absolute numbers across runs.
 Data: BBC News from ../shared/data/bbc_news.jsonl relative to the project root (never copied into the repo).
@@ -27,13 +27,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # `python -m benchmarks.speed` too
 
 import embedders  # noqa: E402
+import end_to_end  # noqa: E402
 import tagging  # noqa: E402
 import timing  # noqa: E402
 import training  # noqa: E402
 import vs_bertopic  # noqa: E402
 from timing import BENCH_MD, say, write_section  # noqa: E402
 
-PARTS = {"tagging": tagging, "training": training, "bertopic": vs_bertopic, "embedders": embedders}
+PARTS = {"tagging": tagging, "training": training, "bertopic": vs_bertopic, "embedders": embedders,
+         "end-to-end": end_to_end}
 
 
 def main(argv: list[str] | None = None) -> int:
