@@ -1,13 +1,15 @@
 """Scale out on Ray Data: tag a large corpus with a saved model folder, and embed a training corpus on a cluster.
 
 Ray is an optional extra (pip install -e '.[ray]'); it is imported inside the functions, so `import model` works
-without it. Each actor holds one model and one torch thread; Ray Data streams blocks through the actor pool with
-backpressure, retries a task whose actor died, and reads and writes Parquet locally or in object storage."""
+without it. Each actor holds one model and one thread (ONNX Runtime's, or torch's); Ray Data streams blocks through
+the actor pool with backpressure, retries a task whose actor died, and reads and writes Parquet locally or in object
+storage."""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +18,7 @@ import numpy as np
 
 from .embed import DEFAULT, EmbeddingCache, Embedder, SentenceTransformerEmbedder, default_cache_dir, load_embedder
 from .errors import UserInputError
+from .onnx_embed import set_threads
 
 log = logging.getLogger(__name__)
 
@@ -89,16 +92,23 @@ def output_schema(themes: Sequence[str]):
     return pa.schema(fields)
 
 
+def _torch_threads(embedder: Embedder, threads: int) -> None:
+    """torch's thread count, where the actor runs torch: imported only then (seconds of an actor's start)."""
+    if isinstance(embedder, SentenceTransformerEmbedder) or "torch" in sys.modules:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 class _Tagger:
     """A Ray Data actor: loads the model folder once, then tags one batch of articles per call."""
 
     def __init__(self, model_dir: str, text_column: str, id_column: str, embedder=None, threads: int = 1):
-        import torch
-
         from .tagger import ThemeTagger
 
-        torch.set_num_threads(threads)
+        set_threads(threads)   # before the load makes the ONNX session
         self.tagger = ThemeTagger.load(model_dir, embedder=embedder)
+        _torch_threads(self.tagger.embedder, threads)
         self.text_column, self.id_column = text_column, id_column
         self.schema = output_schema(self.tagger.themes)
 
@@ -120,7 +130,7 @@ def tag_dataset(ds, model_dir: str | os.PathLike, *, text_column: str = "text", 
     `score:<theme>` and `evidence:<theme>` for every theme. They come in no particular order.
 
     model_dir: the model folder as each actor sees it (shared storage, or a path inside the job's `runtime_env`
-    working_dir). workers: actors in the pool, each with `threads` torch threads and as many CPUs (default: all
+    working_dir). workers: actors in the pool, each with `threads` threads and as many CPUs (default: all
     the cluster's CPUs but one, which the tasks that split the data need). batch_size: articles per call; blocks
     are cut to this size (streaming), so the actors share the work.
     embedder: use this one instead of the folder's (tests pass a small fake; it is pickled to each actor).
@@ -256,13 +266,12 @@ def check_ray_training(cache_root: Path | None) -> None:
 
 
 class _Embed:
-    """A Ray Data actor: one embedder, one torch thread; returns each text's cache key and float32 vector bytes."""
+    """A Ray Data actor: one embedder, one thread; returns each text's cache key and float32 vector bytes."""
 
     def __init__(self, spec: str, expected_id: str, embedder=None, threads: int = 1):
-        import torch
-
-        torch.set_num_threads(threads)
+        set_threads(threads)
         self.embedder = embedder if embedder is not None else load_embedder(spec)
+        _torch_threads(self.embedder, threads)
         if self.embedder.id != expected_id:   # another model or version on this node: its vectors would not fit
             raise RuntimeError(f"the embedder on this worker is {self.embedder.id}, the driver's is {expected_id}")
 

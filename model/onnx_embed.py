@@ -20,6 +20,15 @@ from .errors import UserInputError
 
 log = logging.getLogger(__name__)
 
+# Threads for every session made from here on (a Ray actor's share of the CPUs); None: torch's count where torch is
+# in use, else ONNX Runtime's own choice (one per core).
+_THREADS: int | None = None
+
+
+def set_threads(threads: int | None) -> None:
+    global _THREADS
+    _THREADS = threads
+
 
 def _content_hash(path: Path) -> str:
     """Identify a folder by its files' names and bytes: the same model gives the same id wherever it is copied."""
@@ -94,14 +103,13 @@ class OnnxEmbedder:
 
     @property
     def session(self):
-        """The ONNX Runtime session, made on the first encode: by then a Ray actor has set its thread count, which
-        the session takes where torch is in use (else ONNX Runtime's own choice, one thread per core)."""
+        """The ONNX Runtime session, made on the first encode (or at ThemeTagger.load), with set_threads' count."""
         if self._session is None:
             import onnxruntime as ort
 
             options = ort.SessionOptions()
             torch = sys.modules.get("torch")
-            options.intra_op_num_threads = torch.get_num_threads() if torch is not None else 0
+            options.intra_op_num_threads = _THREADS or (torch.get_num_threads() if torch is not None else 0)
             options.inter_op_num_threads = 1
             self._session = ort.InferenceSession(str(self.path / "model.onnx"), options,
                                                  providers=["CPUExecutionProvider"])

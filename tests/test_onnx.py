@@ -76,6 +76,18 @@ def test_encode_is_normalised_and_order_free(tiny) -> None:
     assert tiny.encode([]).shape[0] == 0
 
 
+def test_a_ray_actor_s_thread_count_reaches_the_session(tiny) -> None:
+    """model/distributed.py's actors call set_threads before they load a model, and import no torch to do it."""
+    from model import onnx_embed
+
+    onnx_embed.set_threads(1)
+    try:
+        one = OnnxEmbedder(tiny.path, tiny.spec)
+        assert one.session.get_session_options().intra_op_num_threads == 1
+    finally:
+        onnx_embed.set_threads(None)
+
+
 def test_the_tokenizer_gives_the_ids_transformers_gives(tiny) -> None:
     """encode reads tokenizer.json with the tokenizers library itself; transformers' fast tokenizer, as the
     sentence-transformers pipeline calls it, must give the same ids, mask and types (truncation and padding too)."""
