@@ -4,8 +4,8 @@
     python benchmarks/distributed.py                    # 600 articles, 2 rounds (about 15 minutes on 2 cores)
     python benchmarks/distributed.py --articles 60      # smoke run; prints the table, BENCHMARKS.md untouched
 
-Trains a model once on other BBC articles with the bundled all-MiniLM-L6-v2 (embeddings cached under
-$THEME_TAGGER_CACHE), then tags the held-out articles three ways, each with one torch thread per tagger and the same
+Trains a model once on other BBC articles with the default encoder (embeddings cached under
+$THEME_TAGGER_CACHE), then tags the held-out articles three ways, each with one thread per tagger and the same
 articles per call. Every time counts loading the model (each actor loads the folder itself) and tagging; the Ray
 runs exclude starting the cluster (reported on its own). The model folder goes to the actors with the job's
 runtime_env (working_dir), as on a cluster without shared storage. Results go between `<!-- distributed:start -->`
@@ -70,9 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     train_rows, tag_rows = load_bbc(args.data, args.train_articles, args.articles)
     work = Path(tempfile.mkdtemp(prefix="distributed-bench-"))
     model_dir = work / "model"
-    say(f"training on {len(train_rows)} BBC articles (bundled model, cache {os.environ.get('THEME_TAGGER_CACHE')})")
+    say(f"training on {len(train_rows)} BBC articles (default encoder, cache {os.environ.get('THEME_TAGGER_CACHE')})")
     articles = [model.corpus.Article(str(r.get("id", i)), r["text"]) for i, r in enumerate(train_rows)]
-    model.train(articles, THEMES, out=model_dir, progress=False)
+    _, trained = model.train(articles, THEMES, out=model_dir, progress=False)
+    config_spec = trained.embedding_model
     tag_file = work / "tag.jsonl"
     tag_file.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in tag_rows),
                         encoding="utf-8")
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def single() -> float:
         nonlocal load_s, expected, paragraphs
-        say(f"tag_many: {len(texts)} articles, 1 torch thread, {args.batch} articles per call")
+        say(f"tag_many: {len(texts)} articles, 1 thread, {args.batch} articles per call")
         start = time.perf_counter()
         tagger = ThemeTagger.load(model_dir)
         load_s = time.perf_counter() - start
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         times["tag_many"].append(single())
         for workers in (1, 2):
             times[workers].append(on_ray(workers))
-    # A fresh actor's fixed cost (a new process imports torch and sentence-transformers, then loads the model):
+    # A fresh actor's fixed cost (a new process imports the tool, then loads the model):
     # one call's worth of articles on Ray, against the same call in this warm process.
     one_call = work / "one-call.jsonl"
     one_call.write_text("".join(tag_file.read_text(encoding="utf-8").splitlines(keepends=True)[:args.batch]),
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         f"ray {__import__('ray').__version__}, torch {torch.__version__}, {os.cpu_count()} cores).",
         "",
         f"{n} held-out BBC articles ({paragraphs} paragraphs), a model trained on {len(train_rows)} other BBC articles "
-        f"with the bundled all-MiniLM-L6-v2. One torch thread per tagger, {args.batch} articles per call for all "
+        f"with the default encoder (`{config_spec}`). One thread per tagger, {args.batch} articles per call for all "
         "three. "
         "Times count loading the model folder (each actor loads it itself, shipped with the job's `runtime_env`) and "
         "tagging; starting the local cluster is not counted (shown apart).",
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{', '.join(f'{x:.2f}' for x in load_after)}, on {os.cpu_count()} cores shared with other jobs: a load above "
         "2 means the actors waited for a core, and the ratios say more than the absolute figures.",
         f"- Starting the local cluster: {min(inits):.1f}-{max(inits):.1f} s, not counted. Counted: each actor is a "
-        f"fresh process that imports torch and loads the model; one call of {args.batch} articles took "
+        f"fresh process that imports the tool and loads the model; one call of {args.batch} articles took "
         f"{cold_call:.1f} s on a new actor against {warm_call:.1f} s in this warm process (which loaded the model "
         f"folder in {load_s:.1f} s), so about {cold_call - warm_call:.0f} s of each Ray time is the actors' start.",
         f"- Without the actors' start: 1 actor {steady[1]:.2f} articles/s ({steady[1] / rate['tag_many']:.2f}x "
