@@ -59,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
-    import numpy as np
     import torch
 
     import model
@@ -156,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "Times count loading the model folder (each actor loads it itself, shipped with the job's `runtime_env`) and "
         "tagging; starting the local cluster is not counted (shown apart).",
         "",
-        f"| run | seconds, each round (in turns) | best articles/s | paragraphs/s | vs tag_many | vs 1 actor |",
+        "| run | seconds, each round (in turns) | best articles/s | paragraphs/s | vs tag_many | vs 1 actor |",
         "|---|---|---|---|---|---|",
         f"| `tag_many`, one process | {shown['tag_many']} | {rate['tag_many']:.2f} | "
         f"{paragraphs / best['tag_many']:.1f} | 1.00x | |",
