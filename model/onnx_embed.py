@@ -152,9 +152,15 @@ class OnnxEmbedder:
             (tmp / cls.CONFIG).write_text(json.dumps({"source": source, "recipe": recipe,
                                                       "max_seq_length": max_seq_length}, indent=2))
             _publish(tmp, target)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            if isinstance(exc, (UserInputError, OSError)) or not isinstance(exc, Exception):
+                raise
+            # torch's exporter or the quantiser failed (another torch or transformers than tested): say what to do.
+            raise UserInputError(
+                f"could not build the {'int8' if int8 else 'ONNX'} embedder from {source} "
+                f"({exc.__class__.__name__}: {str(exc)[:300]}); train with --embedding-model {BUNDLED} to run the same "
+                "model through sentence-transformers instead") from exc
         return cls(target, spec)
 
     def __reduce__(self):

@@ -159,6 +159,22 @@ def test_the_int8_embedder_refuses_a_model_it_cannot_rebuild(tmp_path) -> None:
         load_embedder(f"int8:{tmp_path / 'cls'}", cache_dir=tmp_path)
 
 
+def test_a_failed_export_names_the_way_round_it_and_leaves_nothing(tmp_path, monkeypatch) -> None:
+    """torch's exporter failing (another torch than tested) is one clear error, with the torch encoder as the way
+    round it, and no half-built folder in the cache."""
+    from model import onnx_embed
+
+    def broken(path, out):
+        out.write_bytes(b"half a graph")
+        raise RuntimeError("Unsupported: prim::Something")
+
+    monkeypatch.setattr(onnx_embed, "export_onnx", broken)
+    with pytest.raises(UserInputError, match=r"could not build the ONNX embedder .*RuntimeError: Unsupported.*"
+                                             r"--embedding-model all-MiniLM-L6-v2"):
+        load_embedder("onnx", cache_dir=tmp_path)
+    assert [p for p in (tmp_path / "onnx").iterdir()] == []
+
+
 def test_a_damaged_onnx_graph_is_reported_when_the_model_loads(saved, tmp_path) -> None:
     _, out = saved
     copy = tmp_path / "model"
