@@ -101,7 +101,8 @@ def parse_themes(text: str, source: str = "theme file") -> list[Theme]:
         description = table.get("description")
         if not isinstance(description, str) or not description.strip():
             raise UserInputError(f"{where}: missing `description` (one or two sentences saying what the theme covers)")
-        label = table.get("label", theme_id.replace("_", " "))
+        # By default the id with spaces for underscores; an id of underscores only ("_") is its own label.
+        label = table.get("label", theme_id.replace("_", " ").strip() or theme_id)
         if not isinstance(label, str) or not label.strip():
             raise UserInputError(f"{where}: `label` must be a non-empty string")
         themes.append(Theme(

@@ -130,7 +130,7 @@ def test_theme_file_round_trip(themes: dict) -> None:
     assert [t.id for t in parsed] == list(themes)
     for t, table in zip(parsed, themes.values()):
         assert t.description == table["description"].strip()
-        assert t.label == table.get("label", t.id.replace("_", " ")).strip()
+        assert t.label == table.get("label", t.id.replace("_", " ").strip() or t.id).strip()
         assert list(t.keywords) == [k.strip() for k in table.get("keywords", [])]
         assert list(t.examples) == [e.strip() for e in table.get("examples", [])]
 

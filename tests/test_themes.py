@@ -38,6 +38,12 @@ def test_optional_fields_have_defaults_and_whitespace_is_trimmed() -> None:
     assert theme.prompts() == ["space travel", "Rockets and the people who fly them."]
 
 
+def test_an_id_of_underscores_only_is_its_own_label() -> None:
+    """Found by the property test: `[_]` is a valid id, and spaces for its underscores would leave a blank label."""
+    themes = parse_themes('[_]\ndescription = "Anything."\n[__a_]\ndescription = "More."\n')
+    assert [t.label for t in themes] == ["_", "a"]
+
+
 def test_theme_dict_round_trip() -> None:
     for theme in load_themes(DEFAULT_THEMES):
         assert Theme.from_dict(theme.to_dict()) == theme
