@@ -292,8 +292,8 @@ def embed_corpus(texts: Sequence[str], embedding_model: str | Embedder = DEFAULT
 
     embedding_model: a spec that each worker loads (load_embedder), or an embedder object: a sentence-transformer
     is loaded by its spec on each worker, any other is pickled to them (an ONNX one as the path of its build, which
-    every worker must see; static, a test's fake). Each worker checks
-    its embedder's id against this one's, so the vectors fit the cache keys."""
+    every worker must see; static, a test's fake). Each worker checks its embedder's id against this one's, so the
+    vectors fit the cache keys."""
     if isinstance(cache_dir, EmbeddingCache):
         cache = cache_dir
     else:

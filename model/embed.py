@@ -25,7 +25,7 @@ BUNDLED = "all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {BUNDLED, f"sentence-transformers/{BUNDLED}", "bundled"}
 # What train.py and model.train use when no embedding model is named: the bundled all-MiniLM-L6-v2, exported to ONNX
 # once and run by ONNX Runtime in fp32. Its embeddings are torch's to a cosine of 1.0000, so the accuracy panel is the
-# same, while tag_many runs at 2.3x a raw SentenceTransformer.encode and a cold train.py imports no torch
+# same, while tag_many runs at 2.4x a raw SentenceTransformer.encode and a cold train.py imports no torch
 # (BENCHMARKS.md, "The ONNX encoder"). BUNDLED ("all-MiniLM-L6-v2") is the same model through sentence-transformers.
 # "int8" is faster still but not the default: the panel's mean fell (0.806 against 0.807) and the mission paragraphs
 # 0.7 points ("The int8 encoder").

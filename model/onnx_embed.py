@@ -70,7 +70,7 @@ def _check_mean_pooled(path: Path) -> int:
 
 class OnnxEmbedder:
     """A sentence-transformer exported to ONNX, run by ONNX Runtime: in fp32 (`onnx`, the default) the same
-    embeddings as torch (cosine 1.0000) at about 2.3x a raw SentenceTransformer.encode on two cores; quantised to 8
+    embeddings as torch (cosine 1.0000) at about 2.4x a raw SentenceTransformer.encode on two cores; quantised to 8
     bits (`int8`), a cosine of about 0.999 to them.
 
     The folder holds model.onnx, the model's own tokenizer and onnx_config.json; encode does what the
@@ -136,7 +136,7 @@ class OnnxEmbedder:
         except ImportError:
             raise UserInputError(f"building the {'int8' if int8 else 'ONNX'} embedder needs onnxruntime, onnx"
                                  f"{' and onnx-ir' if int8 else ''}: {ONNX_EXTRA}") from None
-        log.info("exporting %s to ONNX%s (once, locally; about a minute)", source, " and quantising it to int8" if int8 else "")
+        log.info("exporting %s to ONNX%s (once, locally)", source, " and quantising it to int8" if int8 else "")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{key}.tmp"))
         try:
