@@ -134,11 +134,14 @@ def main(argv: list[str] | None = None) -> int:
             f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}.\n\n"
             f"Encode: {len(texts):,} texts ({len(texts) - 139:,} AG News, seed {args.seed}, and the 139 mission dev "
             f"paragraphs); ONNX Runtime: sorted by tokens, batches of {OnnxEmbedder.BATCH}; the raw encode: sorted by "
-            f"characters, sentence-transformers' default batch of 32 (at batch 8, its fastest here, it takes {spread(encode_times['raw8'])} s: "
-            f"{np.median(encode_times['raw8']) / np.median(encode_times[st_name]):.2f} of the time). tag_many: {len(articles)} articles ({len(articles) - 12} "
+            f"characters, sentence-transformers' default batch of 32 (at batch 8, its fastest here, it takes "
+            f"{spread(encode_times['raw8'])} s: "
+            f"{np.median(encode_times['raw8']) / np.median(encode_times[st_name]):.2f} of the time). "
+            f"tag_many: {len(articles)} articles ({len(articles) - 12} "
             f"BBC News and the 12 mission dev articles; {len(paragraphs):,} paragraphs), one seeds-trained classifier "
             f"with each encoder swapped in, against a raw fp32 `SentenceTransformer.encode` of the same paragraphs "
-            f"({spread(tag_times['raw'])} s; at batch 8 {spread(tag_times['raw8'])} s). Median of {args.rounds} interleaved rounds after a warm-up.\n\n"
+            f"({spread(tag_times['raw'])} s; at batch 8 {spread(tag_times['raw8'])} s). Median of {args.rounds} "
+            f"interleaved rounds after a warm-up.\n\n"
             + "\n".join(lines))
     print(body)
     if args.json:

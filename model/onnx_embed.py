@@ -154,13 +154,13 @@ class OnnxEmbedder:
             _publish(tmp, target)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            if isinstance(exc, (UserInputError, OSError)) or not isinstance(exc, Exception):
-                raise
-            # torch's exporter or the quantiser failed (another torch or transformers than tested): say what to do.
-            raise UserInputError(
-                f"could not build the {'int8' if int8 else 'ONNX'} embedder from {source} "
-                f"({exc.__class__.__name__}: {str(exc)[:300]}); train with --embedding-model {BUNDLED} to run the same "
-                "model through sentence-transformers instead") from exc
+            if isinstance(exc, Exception) and not isinstance(exc, (UserInputError, OSError)):
+                # torch's exporter or the quantiser failed (another torch or transformers than tested): say what to do.
+                raise UserInputError(
+                    f"could not build the {'int8' if int8 else 'ONNX'} embedder from {source} "
+                    f"({exc.__class__.__name__}: {str(exc)[:300]}); train with --embedding-model {BUNDLED} to run the "
+                    "same model through sentence-transformers instead") from exc
+            raise
         return cls(target, spec)
 
     def __reduce__(self):

@@ -36,7 +36,7 @@ def worker_end_to_end(p: dict) -> dict:
     embedder = load_embedder(DEFAULT)   # makes the ONNX build if this machine has none yet; not timed
     _, pool = load_split(Path(p["data_dir"]))
     articles, n_par, _ = select_paragraphs(pool, p["size"], embedder.max_words)
-    compile_s = warm_up(384)
+    compile_s = warm_up(embedder.encode(["a warm-up"]).shape[1])
     del embedder
 
     say(f"ours end to end on {n_par:,} paragraphs ({DEFAULT})")

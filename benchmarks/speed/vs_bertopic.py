@@ -65,7 +65,6 @@ def warm_up(dim: int) -> float:
     import warnings
 
     import numpy as np
-    from bertopic import BERTopic
     from umap import UMAP
 
     say("warming up UMAP / NN-descent / HDBSCAN (numba compilation is not what we compare here)")
@@ -81,8 +80,7 @@ def warm_up(dim: int) -> float:
         compile_s = time.perf_counter() - t0
         warm = warm[:400]
         try:
-            BERTopic(umap_model=UMAP(n_components=5, metric="cosine", random_state=0, low_memory=False),
-                     calculate_probabilities=False).fit_transform(
+            bertopic_model(UMAP(n_components=5, metric="cosine", random_state=0, low_memory=False)).fit_transform(
                 [f"doc number {i} about topic{i % 7} and thing{i % 11}" for i in range(400)], embeddings=warm)
         except Exception as exc:   # a warm-up only; random vectors may give no clusters at all
             say(f"(BERTopic warm-up: {type(exc).__name__}: {exc})")
