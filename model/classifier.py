@@ -156,11 +156,14 @@ class ThemeClassifier(BaseEstimator):
     def _model(self, n_rows: int):
         """Logistic regression with inverse regularisation C, fitted exactly (lbfgs) on a small training set and by
         SGD on a large one, where lbfgs over TF-IDF columns costs 3-4 s a theme (BBC, 11k paragraphs) against
-        0.6 s, with no loss of accuracy in our benchmarks. SGD on a few hundred rows is too noisy to use there."""
+        0.6 s, with no loss of accuracy in our benchmarks. SGD on a few hundred rows is too noisy to use there.
+
+        SGD stops by scikit-learn's own rule, when five passes in a row have not lowered the loss by 0.001: on 20k
+        BBC paragraphs that took 7-8 passes, and the models decided 99.96-100% of the rows as 30 fixed passes did
+        (scores correlated 0.9998)."""
         if n_rows <= SGD_ABOVE:
             return LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state)
-        return SGDClassifier(loss="log_loss", alpha=1.0 / (self.C * n_rows), max_iter=30, tol=None,
-                             random_state=self.random_state)
+        return SGDClassifier(loss="log_loss", alpha=1.0 / (self.C * n_rows), random_state=self.random_state)
 
     def _calibration(self, X, y: np.ndarray) -> np.ndarray:
         """Platt scaling (a, b): P(theme) = sigmoid(a * z + b) for the model's raw score z, fitted on out-of-fold

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import logging
 import math
@@ -9,11 +10,15 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass, field
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
+from joblib import cpu_count
+from joblib.externals.loky.process_executor import BrokenProcessPool, ProcessPoolExecutor, TerminatedWorkerError
 from sklearn.feature_extraction.text import CountVectorizer
 
 log = logging.getLogger(__name__)
@@ -25,6 +30,7 @@ OUTLIER = -1
 # Beyond tens of thousands UMAP's time and memory grow fast. Not lower: fitted on 5,000 of AG News's 7,600 texts
 # accuracy fell 0.863 -> 0.856, and on 3,000 of BBC's 10.9k paragraphs HDBSCAN found 18 clusters (0.958 -> 0.929).
 MAX_FIT = 20_000
+BACKGROUND_FROM = 4096   # paragraphs from which UMAP runs in a worker process (start_reduce)
 
 
 @dataclass
@@ -37,6 +43,23 @@ class ClusterInfo:
     reasons: dict[str, str]    # theme id -> why it was given (or the closest miss)
     set_by_person: bool = False                      # themes from the assignments file, not the vote
     vote: list[str] = field(default_factory=list)    # what the vote gave, kept when a person overrode it
+
+
+_PRINT = builtins.print   # the interpreter's own, as numba needs it (see builtin_print)
+
+
+@contextmanager
+def builtin_print():
+    """The interpreter's own print while numba compiles. Ray's progress bars (ray.experimental.tqdm_ray) replace
+    builtins.print with a Python function, and numba then fails to compile NN-descent ("Untyped global name
+    'print'", from numba's own get_num_threads): after a distributed tagging in the same process, training on a
+    large corpus failed so."""
+    replaced = builtins.print
+    builtins.print = _PRINT
+    try:
+        yield
+    finally:
+        builtins.print = replaced
 
 
 def keep_numba_code_in_cache() -> None:
@@ -127,30 +150,94 @@ def reduce(embeddings: np.ndarray, seed: int = 0, reducer=None, cache_dir: Path 
 
     With cache_dir, the result is kept under a key of the embeddings, the seed and the reducer's settings: a change
     of themes or clusterer then skips UMAP, the slowest step after embedding."""
+    return start_reduce(embeddings, seed, reducer, cache_dir, background=False)()
+
+
+def start_reduce(embeddings: np.ndarray, seed: int = 0, reducer=None, cache_dir: Path | None = None,
+                 background: bool = True) -> Callable[[], np.ndarray]:
+    """reduce(), begun: call what it returns for the coordinates.
+
+    With the default UMAP on at least BACKGROUND_FROM paragraphs, nothing cached and a second core, UMAP runs in a
+    worker process meanwhile (the coordinates are the same to the bit). A seeded UMAP runs on one core, so the
+    caller can do on the other whatever needs no clusters: at 20k BBC paragraphs UMAP took 14 s here, the
+    neighbour search, the TF-IDF features and the cluster keywords' counting 7 s between them, and the wait for UMAP
+    fell to 7 s (benchmarks/speed/vs_bertopic.py). Below BACKGROUND_FROM paragraphs, where UMAP searches neighbours
+    exactly and takes little time, a new worker process and its imports would cost more than they save."""
     n = len(embeddings)
     if n < 8:
-        return embeddings
+        return _done(embeddings)
+    own = reducer is None
     reducer = reducer if reducer is not None else default_reducer(n, seed)
-    path = None
+    path = key = None
     if cache_dir is not None:
         key = hashlib.sha256(np.ascontiguousarray(embeddings).tobytes() + f"{seed}|{reducer!r}".encode()).hexdigest()
         path = Path(cache_dir) / "reduced" / f"{key[:32]}.npz"
         cached = _read_reduced(path, key, n)
         if cached is not None:
-            return cached
+            return _done(cached)
+    running = None
+    if background and own and n >= BACKGROUND_FROM and cpu_count() > 1:
+        try:
+            running = _worker().submit(_fit_transform, reducer, embeddings)
+        except (OSError, RuntimeError) as exc:   # no new process allowed here: UMAP runs in this one
+            log.debug("UMAP runs in this process: no worker process (%s)", exc)
+
+    def result() -> np.ndarray:
+        reduced = None
+        if running is not None:
+            try:
+                reduced = running.result()
+            except (TerminatedWorkerError, BrokenProcessPool) as exc:   # the worker died (killed?): do it here
+                log.warning("UMAP's worker process stopped (%s); running UMAP in this process", exc)
+                global _WORKER
+                _WORKER = None   # the next training starts a new one
+        if reduced is None:
+            reduced = _fit_transform(reducer, embeddings)
+        if path is not None:
+            _write_reduced(path, key, reduced)
+        return reduced
+
+    result.in_worker = running is not None
+    return result
+
+
+_WORKER = None
+
+
+def _worker():
+    """One worker process for UMAP, started on first use and kept (idle, for up to five minutes) for the next
+    training in this process, with UMAP compiled. loky's, as joblib uses: it needs no `if __name__ == "__main__"` in
+    the user's script. Not joblib's shared executor, which joblib may replace under a running task."""
+    global _WORKER
+    if _WORKER is None:
+        _WORKER = ProcessPoolExecutor(max_workers=1, timeout=300)
+    return _WORKER
+
+
+def _done(reduced: np.ndarray) -> Callable[[], np.ndarray]:
+    def result() -> np.ndarray:
+        return reduced
+
+    result.in_worker = False
+    return result
+
+
+def _fit_transform(reducer, embeddings: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         # A fixed random_state makes UMAP single-threaded, and says so; reproducibility is the point here.
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-        reduced = np.asarray(reducer.fit_transform(embeddings), dtype=np.float32)
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
-            np.savez(tmp, reduced=reduced, checksum=np.frombuffer(_checksum(key, reduced), dtype=np.uint8))
-            os.replace(tmp, path)
-        except OSError as exc:
-            log.warning("could not cache the UMAP coordinates (%s)", exc)
-    return reduced
+        with builtin_print():
+            return np.asarray(reducer.fit_transform(embeddings), dtype=np.float32)
+
+
+def _write_reduced(path: Path, key: str, reduced: np.ndarray) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
+        np.savez(tmp, reduced=reduced, checksum=np.frombuffer(_checksum(key, reduced), dtype=np.uint8))
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("could not cache the UMAP coordinates (%s)", exc)
 
 
 def _checksum(key: str, reduced: np.ndarray) -> bytes:
@@ -209,20 +296,32 @@ def assign_to_nearest(embeddings: np.ndarray, sample: np.ndarray, sample_labels:
     return labels
 
 
-def keywords_per_cluster(texts: list[str], labels: np.ndarray, top: int = 10) -> dict[int, list[str]]:
+def count_terms(texts: list[str]) -> tuple[sp.csr_matrix, np.ndarray] | None:
+    """Each paragraph's counts of the words and word pairs that keywords_per_cluster() ranks, and those terms (None:
+    nothing but stop words). Needs no clusters, so it can run while UMAP does."""
+    if not texts:
+        return None
+    vec = CountVectorizer(stop_words="english", ngram_range=(1, 2), min_df=2 if len(texts) >= 50 else 1,
+                          token_pattern=r"(?u)\b[a-zA-Z][\w-]+\b", dtype=np.float32)
+    try:
+        return vec.fit_transform(texts).tocsr(), vec.get_feature_names_out()
+    except ValueError:  # nothing but stop words
+        return None
+
+
+def keywords_per_cluster(texts: list[str], labels: np.ndarray, top: int = 10,
+                         counted: tuple | None = None) -> dict[int, list[str]]:
     """Class-based TF-IDF: a term's frequency in the cluster, weighted by how rare it is across clusters.
+    counted: count_terms(texts), when the caller has it already.
 
     Kept sparse: a dense clusters x terms matrix over unigrams and bigrams took 3.9 GB at 20k paragraphs."""
     ids = sorted(set(labels.tolist()))
     if not texts:
         return {}
-    vec = CountVectorizer(stop_words="english", ngram_range=(1, 2), min_df=2 if len(texts) >= 50 else 1,
-                          token_pattern=r"(?u)\b[a-zA-Z][\w-]+\b", dtype=np.float32)
-    try:
-        counts = vec.fit_transform(texts)
-    except ValueError:  # nothing but stop words
+    counted = counted if counted is not None else count_terms(texts)
+    if counted is None:
         return {c: [] for c in ids}
-    terms = vec.get_feature_names_out()
+    counts, terms = counted
     row_of = {c: i for i, c in enumerate(ids)}
     membership = sp.csr_matrix((np.ones(len(labels), dtype=np.float32),
                                 ([row_of[c] for c in labels.tolist()], np.arange(len(labels)))),
@@ -239,9 +338,11 @@ def keywords_per_cluster(texts: list[str], labels: np.ndarray, top: int = 10) ->
     return out
 
 
-def describe(texts: list[str], embeddings: np.ndarray, labels: np.ndarray, n_typical: int = 3) -> list[ClusterInfo]:
-    """Each cluster's size, keywords and most typical paragraphs (closest to its centroid); biggest first."""
-    keywords = keywords_per_cluster(texts, labels)
+def describe(texts: list[str], embeddings: np.ndarray, labels: np.ndarray, n_typical: int = 3,
+             counted: tuple | None = None) -> list[ClusterInfo]:
+    """Each cluster's size, keywords and most typical paragraphs (closest to its centroid); biggest first.
+    counted: count_terms(texts), when the caller has it already."""
+    keywords = keywords_per_cluster(texts, labels, counted=counted)
     infos = []
     for c in sorted(set(labels.tolist())):
         idx = np.flatnonzero(labels == c)

@@ -47,6 +47,7 @@ SURE = 0.9                   # the mixture's probability at which a cell is clea
 SECOND_THEME_MARGIN = 0.05   # cosine: a second theme must be nearly as close as the first
 NEIGHBOURS = 10              # how many similar paragraphs vote on a paragraph's similarities and scores,
 PER_NEIGHBOUR = 100          # but at most one per hundred paragraphs of the corpus
+EXACT_BELOW = 4096           # UMAP's own switch from an exact neighbour search to NN-descent
 
 
 @dataclass
@@ -118,12 +119,16 @@ def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor:
 
 
 def nearest(embeddings: np.ndarray, pool: np.ndarray | None = None, k: int = NEIGHBOURS,
-            per_neighbour: int = PER_NEIGHBOUR, chunk: int = 1024) -> np.ndarray:
+            per_neighbour: int = PER_NEIGHBOUR, seed: int = 0, chunk: int = 1024) -> np.ndarray:
     """(n, k') row numbers of each paragraph's most similar paragraphs in `pool` (cosine, unit rows; default all),
     never itself: k of them, but at most one per `per_neighbour` paragraphs of the pool (k' may be 0).
 
     Near neighbours vote on the topic that a single paragraph's words may miss. They must stay a small share of
-    the corpus: on the seeds (88 paragraphs) ten of them were a ninth of it and blurred the themes."""
+    the corpus: on the seeds (88 paragraphs) ten of them were a ninth of it and blurred the themes.
+
+    Searched as UMAP searches: exactly in a pool of fewer than EXACT_BELOW paragraphs, by NN-descent in a larger
+    one (20k BBC paragraphs: 1.0 s against 5.1 s exactly, 98.5% of the 15 nearest found). Paragraphs outside the
+    pool are compared with all of it."""
     pool = np.arange(len(embeddings)) if pool is None else pool
     k = max(0, min(k, len(pool) // per_neighbour, len(pool) - 1))
     found = np.zeros((len(embeddings), k), dtype=np.int64)
@@ -131,14 +136,40 @@ def nearest(embeddings: np.ndarray, pool: np.ndarray | None = None, k: int = NEI
         return found
     in_pool = np.full(len(embeddings), -1)
     in_pool[pool] = np.arange(len(pool))
+    search = np.arange(len(embeddings))
+    if len(pool) >= EXACT_BELOW:
+        graph = _descent(embeddings[pool], k, seed)
+        found[pool] = pool[graph]
+        search = np.flatnonzero(in_pool < 0)
     ref = embeddings[pool]
-    for start in range(0, len(embeddings), chunk):
-        rows = np.arange(start, min(start + chunk, len(embeddings)))
+    for start in range(0, len(search), chunk):
+        rows = search[start:start + chunk]
         sim = embeddings[rows] @ ref.T
         own = in_pool[rows] >= 0
         sim[np.flatnonzero(own), in_pool[rows][own]] = -np.inf   # a paragraph is not its own neighbour
         found[rows] = pool[np.argpartition(-sim, k - 1, axis=1)[:, :k]]
     return found
+
+
+def _descent(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """(n, k) each row's k nearest other rows by NN-descent (pynndescent, with UMAP's own settings), seeded."""
+    from .cluster import builtin_print, import_umap
+
+    with builtin_print():
+        import_umap()   # numba keeps the compiled search on disk, beside UMAP's
+        from umap.umap_ import nearest_neighbors
+
+        idx = nearest_neighbors(vectors, k + 1, "cosine", {}, False, np.random.RandomState(seed), n_jobs=1)[0]
+    mine = idx == np.arange(len(vectors))[:, None]
+    # Each row lists itself first, unless an identical row came before it; where it is missing, drop the farthest.
+    mine[~mine.any(axis=1), -1] = True
+    graph = idx[~mine].reshape(len(vectors), k)
+    if (graph < 0).any():   # NN-descent found too few for some row: search those exactly
+        rows = np.flatnonzero((graph < 0).any(axis=1))
+        sim = vectors[rows] @ vectors.T
+        sim[np.arange(len(rows)), rows] = -np.inf
+        graph[rows] = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+    return graph
 
 
 def smooth(values: np.ndarray, neighbours: np.ndarray | None) -> np.ndarray:

@@ -114,29 +114,32 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     # scored against what the user wrote (seeds' check sets 0.79 -> 0.82 and 0.77 -> 0.82; AG News, BBC same).
     theme_anchors = anchors(prompt_vectors)
 
-    sample = clustering.fit_sample(len(embeddings), max_fit, seed)
-    reduced = stages.run("reduce", clustering.reduce, embeddings[sample], seed, reducer_model, cache_root)
-    labels = stages.run("cluster", clustering.cluster, reduced, clusterer, seed, clusterer_model)
-    if len(sample) < len(embeddings):
-        labels = stages.run("cluster", clustering.assign_to_nearest, embeddings, sample, labels)
-    infos = stages.run("describe", clustering.describe, texts, embeddings, labels)
-    fingerprint = review.fingerprint(texts, labels)
-    if corrections is not None:
-        review.check_assignments(corrections, fingerprint, infos)
-    neighbours = stages.run("label", nearest, embeddings, sample)
-    pseudo = stages.run("label", label, embeddings, texts, theme_list, theme_anchors, labels, infos, seed,
-                        neighbours)
-    pseudo = review.apply_assignments(pseudo, labels, infos, corrections, theme_list)
-
-    # The theme file's own texts are labelled examples too: they keep a small corpus's classifier on course.
     prompt_texts = [p for t in theme_list for p in t.prompts()]
     prompt_targets = np.vstack([np.eye(len(theme_list), dtype=bool)[[k] * len(v)]
                                 for k, v in enumerate(prompt_vectors)])
     template = classifier if classifier is not None else ThemeClassifier(random_state=seed)
     train_x = np.vstack([embeddings, *prompt_vectors])
-    # Built once: every fit learns from the same rows, only their labels change.
+
+    sample = clustering.fit_sample(len(embeddings), max_fit, seed)
+    reducing = clustering.start_reduce(embeddings[sample], seed, reducer_model, cache_root)
+    # Meanwhile, what needs no clusters (on a large corpus UMAP runs in a worker process, on one core).
+    neighbours = stages.run("label", nearest, embeddings, sample, seed=seed)
+    # The theme file's own texts are labelled examples too: they keep a small corpus's classifier on course. The
+    # features are built once: every fit learns from the same rows, only their labels change.
     features = stages.run("classifier", template.training_features, train_x, texts + prompt_texts, theme_anchors,
                           [list(t.keywords) for t in theme_list])
+    counted = stages.run("describe", clustering.count_terms, texts)
+    reduced = stages.run("reduce", reducing)
+    labels = stages.run("cluster", clustering.cluster, reduced, clusterer, seed, clusterer_model)
+    if len(sample) < len(embeddings):
+        labels = stages.run("cluster", clustering.assign_to_nearest, embeddings, sample, labels)
+    infos = stages.run("describe", clustering.describe, texts, embeddings, labels, counted=counted)
+    fingerprint = review.fingerprint(texts, labels)
+    if corrections is not None:
+        review.check_assignments(corrections, fingerprint, infos)
+    pseudo = stages.run("label", label, embeddings, texts, theme_list, theme_anchors, labels, infos, seed,
+                        neighbours)
+    pseudo = review.apply_assignments(pseudo, labels, infos, corrections, theme_list)
 
     def fit(pseudo_labels):
         return clone(template).fit(train_x, texts + prompt_texts, np.vstack([pseudo_labels.targets, prompt_targets]),

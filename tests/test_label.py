@@ -36,6 +36,34 @@ def test_neighbours_are_at_most_one_per_hundred_paragraphs() -> None:
     np.testing.assert_array_equal(smooth(scores, nearest(emb[:99])), scores)   # nobody to vote: unchanged
 
 
+def test_a_large_pool_is_searched_by_nn_descent_and_finds_the_exact_neighbours(monkeypatch) -> None:
+    # 40 tight groups of 15: NN-descent (used from EXACT_BELOW paragraphs on) must find each paragraph's group
+    # mates as the exact search does, never the paragraph itself, the same for the same seed; a duplicate row is
+    # its twin's neighbour, not its own.
+    import model.label as label_module
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((40, 32))
+    emb = _unit(np.repeat(centres, 15, axis=0) + 0.05 * rng.standard_normal((600, 32)))
+    emb[1] = emb[0]
+    exact = nearest(emb, k=5, per_neighbour=1)
+    monkeypatch.setattr(label_module, "EXACT_BELOW", 100)
+    # Ray's progress bars replace builtins.print, with which numba cannot compile NN-descent: it must not matter
+    import builtins
+
+    monkeypatch.setattr(builtins, "print", lambda *args, **kwargs: None)
+    found = nearest(emb, k=5, per_neighbour=1, seed=3)
+    assert found.shape == (600, 5)
+    assert not (found == np.arange(600)[:, None]).any()
+    assert 0 in found[1] and 1 in found[0]
+    assert (found // 15 == np.arange(600)[:, None] // 15).mean() > 0.99   # in its own group
+    assert np.mean([len(set(a) & set(b)) / 5 for a, b in zip(found, exact)]) > 0.9
+    np.testing.assert_array_equal(found, nearest(emb, k=5, per_neighbour=1, seed=3))
+    pool = np.arange(0, 600, 2)   # half the rows: the other half search the pool exactly
+    in_pool = nearest(emb, pool=pool, k=3, per_neighbour=1)
+    assert np.isin(in_pool, pool).all() and not (in_pool == np.arange(600)[:, None]).any()
+
+
 def test_each_theme_keeps_as_many_paragraphs_past_its_cut() -> None:
     rng = np.random.default_rng(0)
     emb = _unit(rng.standard_normal((300, 16)))

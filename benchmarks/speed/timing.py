@@ -86,13 +86,34 @@ def ok(flag: bool | None) -> str:
 
 # ====================================================================================================== memory
 
-def rss_mb() -> float:
-    """Current resident set size of this process, in MB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+def rss_mb(pid: str = "self") -> float:
+    """Current resident set size of a process (default this one), in MB."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:   # it has just ended
+        return 0.0
     return float("nan")
+
+
+def family_rss_mb() -> float:
+    """Resident set size of this process and every process under it (training's UMAP worker), in MB."""
+    parent = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                pass
+    family, grew = {os.getpid()}, True
+    while grew:
+        more = {p for p, pp in parent.items() if pp in family} - family
+        family |= more
+        grew = bool(more)
+    return rss_mb() + sum(rss_mb(str(p)) for p in family - {os.getpid()})
 
 
 def peak_rss_mb() -> float:
@@ -100,7 +121,8 @@ def peak_rss_mb() -> float:
 
 
 class RssSampler:
-    """Samples RSS in a thread and remembers the peak per training stage (read from the pipeline's log)."""
+    """Samples the RSS of this process and its children (family_rss_mb) in a thread and remembers the peak per
+    training stage (read from the pipeline's log)."""
 
     def __init__(self, every: float = 0.1):
         self.every, self.stage, self.peak = every, "start", {}
@@ -117,7 +139,7 @@ class RssSampler:
 
     def _run(self):
         while not self._stop.is_set():
-            r = rss_mb()
+            r = family_rss_mb()
             self.peak[self.stage] = max(self.peak.get(self.stage, 0.0), r)
             self._stop.wait(self.every)
 
