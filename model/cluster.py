@@ -30,7 +30,8 @@ OUTLIER = -1
 # Beyond tens of thousands UMAP's time and memory grow fast. Not lower: fitted on 5,000 of AG News's 7,600 texts
 # accuracy fell 0.863 -> 0.856, and on 3,000 of BBC's 10.9k paragraphs HDBSCAN found 18 clusters (0.958 -> 0.929).
 MAX_FIT = 20_000
-BACKGROUND_FROM = 4096   # paragraphs from which UMAP runs in a worker process (start_reduce)
+UMAP_EXACT_BELOW = 4096   # UMAP searches neighbours exactly below this many rows, by NN-descent from it
+BACKGROUND_FROM = UMAP_EXACT_BELOW   # paragraphs from which UMAP runs in a worker process (start_reduce)
 
 
 @dataclass
@@ -304,7 +305,7 @@ def count_terms(texts: list[str]) -> tuple[sp.csr_matrix, np.ndarray] | None:
     vec = CountVectorizer(stop_words="english", ngram_range=(1, 2), min_df=2 if len(texts) >= 50 else 1,
                           token_pattern=r"(?u)\b[a-zA-Z][\w-]+\b", dtype=np.float32)
     try:
-        return vec.fit_transform(texts).tocsr(), vec.get_feature_names_out()
+        return vec.fit_transform(texts), vec.get_feature_names_out()
     except ValueError:  # nothing but stop words
         return None
 
