@@ -32,6 +32,7 @@ OUTLIER = -1
 MAX_FIT = 20_000
 UMAP_EXACT_BELOW = 4096   # UMAP searches neighbours exactly below this many rows, by NN-descent from it
 BACKGROUND_FROM = UMAP_EXACT_BELOW   # paragraphs from which UMAP runs in a worker process (start_reduce)
+WORKER_IDLE_S = 300   # seconds the worker, UMAP compiled in it, waits for the next training before it stops
 
 
 @dataclass
@@ -211,7 +212,7 @@ def _worker():
     the user's script. Not joblib's shared executor, which joblib may replace under a running task."""
     global _WORKER
     if _WORKER is None:
-        _WORKER = ProcessPoolExecutor(max_workers=1, timeout=300)
+        _WORKER = ProcessPoolExecutor(max_workers=1, timeout=WORKER_IDLE_S)
     return _WORKER
 
 

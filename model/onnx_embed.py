@@ -70,8 +70,8 @@ def _check_mean_pooled(path: Path) -> int:
 
 class OnnxEmbedder:
     """A sentence-transformer exported to ONNX, run by ONNX Runtime: in fp32 (`onnx`, the default) the same
-    embeddings as torch (cosine 1.0000) at about 2.4x a raw SentenceTransformer.encode on two cores; quantised to 8
-    bits (`int8`), a cosine of about 0.999 to them.
+    embeddings as torch (cosine 1.0000) at 1.5-2.4x a raw SentenceTransformer.encode on two cores (2.4x with
+    AVX-512, 1.5-1.7x with AVX2 only); quantised to 8 bits (`int8`), a cosine of about 0.999 to them.
 
     The folder holds model.onnx, the model's own tokenizer and onnx_config.json; encode does what the
     sentence-transformers pipeline does (tokenise, sort by tokens, batch, mean-pool over the mask, normalise)."""

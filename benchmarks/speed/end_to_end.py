@@ -30,9 +30,13 @@ TITLE = "6. End to end against BERTopic, embedding included"
 def worker_end_to_end(p: dict) -> dict:
     import warnings
 
+    import model.cluster
     from model import train
     from model.embed import DEFAULT, _bundled_path, load_embedder
 
+    # The warm-up compiles UMAP in our worker process too; it must outlive our embedding pass (several minutes),
+    # or the worker stops idle and a new one compiles UMAP again inside the timed run.
+    model.cluster.WORKER_IDLE_S = 3600
     embedder = load_embedder(DEFAULT)   # makes the ONNX build if this machine has none yet; not timed
     _, pool = load_split(Path(p["data_dir"]))
     articles, n_par, _ = select_paragraphs(pool, p["size"], embedder.max_words)

@@ -1,6 +1,9 @@
 #!/usr/bin/env python
 """Speed, part 1: tagging throughput, tag_many against a raw SentenceTransformer.encode of the same paragraphs.
 
+The tagger uses the default encoder (ONNX Runtime, fp32); the reference is the same bundled model as a plain fp32
+sentence-transformers model run by torch (issue 13's target: tag_many at least 2x its encode).
+
     python benchmarks/speed/tagging.py           # 300 held-out BBC articles, 3 repeats; writes its block
     python benchmarks/speed/tagging.py --quick   # 30 articles, 1 repeat (a minute or two); prints only
 
@@ -27,6 +30,7 @@ def worker_tagging(p: dict) -> dict:
 
     from model import train
     from model.corpus import Article, paragraphs_of
+    from model.embed import BUNDLED, SentenceTransformerEmbedder
 
     heldout, pool = load_split(Path(p["data_dir"]))
     heldout = heldout[:p["heldout"]]
@@ -34,7 +38,8 @@ def worker_tagging(p: dict) -> dict:
     say(f"training the default tagger on {len(train_articles)} articles (embedding cache off)")
     tagger, s_default = train(train_articles, str(THEMES), cache_dir=None, progress=False, seed=SEED)
     emb = tagger.embedder
-    st, bs = emb.model, emb.batch_size
+    reference = SentenceTransformerEmbedder(BUNDLED)   # fp32, torch: what a raw sentence-transformers user runs
+    st, bs = reference.model, reference.batch_size
     texts = [a.text for a in heldout]
     paras = [q.text for q in paragraphs_of(heldout, emb.max_words, warn_empty=False)]
     say(f"held-out: {len(texts)} articles -> {len(paras)} paragraphs; batch size {bs}, "
@@ -77,7 +82,7 @@ def worker_tagging(p: dict) -> dict:
     }
     return {"articles": len(texts), "paragraphs": len(paras),
             "train_articles": len(train_articles), "train_paragraphs": s_default.paragraphs,
-            "batch_size": bs, "torch_threads": torch.get_num_threads(), "max_words": emb.max_words,
+            "batch_size": bs, "encoder": emb.spec, "torch_threads": torch.get_num_threads(), "max_words": emb.max_words,
             "tag_batch": inspect.signature(type(tagger).tag_many).parameters["batch_size"].default,
             "same_paragraphs": bool(same), "times": times, "pieces": pieces,
             "train_default": s_default.seconds, "repeats": p["repeats"]}
@@ -99,11 +104,12 @@ def render(tg: dict, cfg: dict) -> tuple[list[tuple], str]:
     med = {k: median_of(x) for k, x in tg["times"].items()}
     n_a, n_p = tg["articles"], tg["paragraphs"]
     ratio = med["raw encode"] / med["tag_many"]
-    targets = [("tag_many vs raw `SentenceTransformer.encode`, same paragraphs", ">= 0.9x", f"{ratio:.2f}x",
-                ratio >= 0.9)]
-    L = [f"Tagger trained on {tg['train_articles']} pool articles ({tg['train_paragraphs']:,} paragraphs). "
-         f"Tagged: {n_a} held-out articles = {n_p:,} paragraphs. Raw encode is "
-         f"`tagger.embedder.model.encode` of exactly the paragraphs the tagger produced "
+    targets = [("default tag_many vs raw fp32 `SentenceTransformer.encode`, same paragraphs", ">= 2x (issue 13)",
+                f"{ratio:.2f}x", ratio >= 2)]
+    L = [f"Default tagger (encoder `{tg.get('encoder', '?')}`) trained on {tg['train_articles']} pool articles "
+         f"({tg['train_paragraphs']:,} paragraphs). Tagged: {n_a} held-out articles = {n_p:,} paragraphs. Raw "
+         "encode is the bundled all-MiniLM-L6-v2 as a fp32 `SentenceTransformer` (torch), `.encode` of exactly the "
+         "paragraphs the tagger produced "
          f"(`paragraphs_of(..., max_words={tg['max_words']})`; identical to tag_many's: "
          f"{'yes' if tg['same_paragraphs'] else 'NO'}), batch size {tg['batch_size']}. "
          f"Everything warmed up first; median of {tg['repeats']} repeat{'s' if tg['repeats'] > 1 else ''}, "
