@@ -207,7 +207,7 @@ _WORKER = None
 
 
 def _worker():
-    """One worker process for UMAP, started on first use and kept (idle, for up to five minutes) for the next
+    """One worker process for UMAP, started on first use and kept (idle, for up to WORKER_IDLE_S) for the next
     training in this process, with UMAP compiled. loky's, as joblib uses: it needs no `if __name__ == "__main__"` in
     the user's script. Not joblib's shared executor, which joblib may replace under a running task."""
     global _WORKER
