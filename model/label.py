@@ -2,7 +2,8 @@
 
 1. Each theme's anchor is the mean embedding of its label, description, examples and keywords; it is then
    moved toward the paragraphs that most clearly prefer it (one prototype-refinement step), which adapts a
-   one-line description to the corpus's own wording.
+   one-line description to the corpus's own wording. Each article counts once there, however many of its
+   paragraphs prefer the theme (mission dev paragraphs 0.836 -> 0.841, BBC and BBC Sport +0.04 and +0.14).
 2. Each paragraph's similarity to each anchor is averaged with that of its ten nearest paragraphs (at most one
    neighbour per hundred paragraphs, so a small corpus is left as it is).
 3. For each theme, a two-component Gaussian mixture over all paragraphs' similarities to its anchor separates
@@ -65,8 +66,13 @@ def anchors(theme_prompt_embeddings: list[np.ndarray]) -> np.ndarray:
     return a / np.linalg.norm(a, axis=1, keepdims=True)
 
 
-def refine_anchors(embeddings: np.ndarray, anchor: np.ndarray) -> np.ndarray:
-    """Move each anchor halfway toward the mean of the paragraphs that prefer it most clearly."""
+def refine_anchors(embeddings: np.ndarray, anchor: np.ndarray, articles: np.ndarray | None = None) -> np.ndarray:
+    """Move each anchor halfway toward the centre of the paragraphs that prefer it most clearly.
+
+    articles: each paragraph's article (default: each its own). The centre is the mean of each article's mean, one
+    vote an article: refinement adapts a theme to the corpus's wording of it, and one long article on a neighbouring
+    subject must not pull the theme onto that subject. In the seeds, seven of the nine paragraphs that prefer
+    poverty alleviation most clearly are one article's on Jack Ma's charity for rural teachers."""
     sim = embeddings @ anchor.T
     top = sim.argmax(axis=1)
     ordered = np.sort(sim, axis=1)
@@ -77,7 +83,11 @@ def refine_anchors(embeddings: np.ndarray, anchor: np.ndarray) -> np.ndarray:
         if len(idx) == 0:
             continue
         clear = idx[np.argsort(-margin[idx])][: max(1, len(idx) // 2)]
-        centre = embeddings[clear].mean(axis=0)
+        weight = np.ones(len(clear))
+        if articles is not None:
+            _, article = np.unique(articles[clear], return_inverse=True)
+            weight = 1.0 / np.bincount(article)[article]
+        centre = weight @ embeddings[clear]
         refined[k] = anchor[k] + centre / np.linalg.norm(centre)
     return refined / np.linalg.norm(refined, axis=1, keepdims=True)
 
@@ -97,13 +107,14 @@ def _mixture_probability(s: np.ndarray, seed: int) -> np.ndarray:
 
 def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor: np.ndarray,
           clusters: np.ndarray, infos: list[ClusterInfo], seed: int = 0,
-          neighbours: np.ndarray | None = None) -> PseudoLabels:
+          neighbours: np.ndarray | None = None, articles: np.ndarray | None = None) -> PseudoLabels:
     """Pseudo-labels for every paragraph; fills each ClusterInfo's themes and reasons.
 
-    neighbours: from nearest(); each paragraph's similarities are averaged with theirs (None: not at all)."""
+    neighbours: from nearest(); each paragraph's similarities are averaged with theirs (None: not at all).
+    articles: each paragraph's article, so that each article counts once in the anchors' refinement."""
     k_count = len(themes)
     hits = keyword_hits(texts, [t.keywords for t in themes])
-    refined = refine_anchors(embeddings, anchor)
+    refined = refine_anchors(embeddings, anchor, articles)
     sim = smooth(embeddings @ refined.T, neighbours)
     prob = np.column_stack([_mixture_probability(sim[:, k], seed) for k in range(k_count)])
     rank = np.argsort(np.argsort(-sim, axis=1), axis=1)  # 0 = the paragraph's closest theme

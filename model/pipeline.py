@@ -138,7 +138,7 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     if corrections is not None:
         review.check_assignments(corrections, fingerprint, infos)
     pseudo = stages.run("label", label, embeddings, texts, theme_list, theme_anchors, labels, infos, seed,
-                        neighbours)
+                        neighbours, np.array([p.article_id for p in paragraphs]))
     pseudo = review.apply_assignments(pseudo, labels, infos, corrections, theme_list)
 
     def fit(pseudo_labels):

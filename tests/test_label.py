@@ -156,3 +156,24 @@ def test_self_training_relabels_only_the_cells_the_first_labelling_left_out() ->
     np.testing.assert_array_equal(new.targets[:2], previous.targets[:2])   # the confident cells are not overwritten
     assert new.targets[2].tolist() == [True, False]                     # the classifier's best theme only ...
     assert new.targets[3].tolist() == [True, True]                      # ... and any theme the paragraph names
+
+
+def test_each_article_counts_once_in_the_anchors_refinement() -> None:
+    from model.label import refine_anchors
+
+    # Two themes on the x and y axes. Theme x is preferred by one paragraph of article "a" (on x itself) and by
+    # seven near-copies of one long article "b" that lean toward z, a subject of its own.
+    anchor = _unit([[1, 0, 0], [0, 1, 0]])
+    on_theme = _unit([[1, 0, 0.05]])
+    long_article = _unit([[1, 0, 0.9]] * 7)
+    other = _unit([[0, 1, 0]] * 2)
+    emb = np.vstack([on_theme, long_article, other]).astype(np.float32)
+    articles = np.array(["a"] + ["b"] * 7 + ["c"] * 2)
+
+    by_paragraph = refine_anchors(emb, anchor)
+    by_article = refine_anchors(emb, anchor, articles)
+    # Weighted by paragraphs the long article drags the anchor toward z; one vote each leaves it nearer the theme.
+    assert by_article[0] @ anchor[0] > by_paragraph[0] @ anchor[0]
+    assert by_article[0, 2] < by_paragraph[0, 2]
+    # With every paragraph its own article, the two weightings agree.
+    np.testing.assert_allclose(refine_anchors(emb, anchor, np.arange(len(emb))), by_paragraph, atol=1e-6)
