@@ -1,5 +1,6 @@
-"""The transformer encoders side by side: raw fp32 sentence-transformers, the same model in ONNX Runtime (fp32), and
-the int8 build (`--embedding-model int8`). Throughput, fidelity to fp32, and tag_many end to end.
+"""The transformer encoders side by side: raw fp32 sentence-transformers, the same model in ONNX Runtime (fp32), the
+int8 build (`--embedding-model int8`) and, where openvino is installed, the fp32 export compiled by OpenVINO
+(`--embedding-model openvino`, bf16 on CPUs that have it). Throughput, fidelity to fp32, and tag_many end to end.
 
     python benchmarks/encoders.py              # about 10 minutes on two busy cores
     python benchmarks/encoders.py --write      # also write the section in BENCHMARKS.md
@@ -79,6 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     encoders = {"sentence-transformers fp32": fp32,
                 "ONNX Runtime fp32 (`onnx`, the default)": OnnxEmbedder.build(cache_dir=cache, int8=False),
                 "ONNX Runtime int8 (`int8`)": OnnxEmbedder.build(cache_dir=cache)}
+    try:
+        from model.openvino_embed import OpenVinoEmbedder
+    except ImportError:
+        print("openvino is not installed: its row is left out (pip install -e \".[openvino]\")")
+    else:
+        ov = OpenVinoEmbedder.build(cache_dir=cache, int8=False)
+        ov.session   # compile now, to name its precision
+        encoders[f"OpenVINO (`openvino`, {ov.precision} on this CPU)"] = ov
     # Raw encode: the model's own encode call, as a user of sentence-transformers would make it (its default batch
     # of 32); at batch 8, its fastest here, as a second yardstick.
     raw = {"sentence-transformers fp32": lambda: fp32.model.encode(texts, convert_to_numpy=True),
@@ -128,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime
 
     cmd = "python benchmarks/encoders.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    body = (f"### Encoders: fp32, ONNX Runtime fp32, ONNX Runtime int8\n\n"
+    body = (f"### Encoders: fp32, ONNX Runtime fp32, ONNX Runtime int8, OpenVINO\n\n"
             f"Command: `{cmd.strip()}` — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
             f"{time.perf_counter() - began:.0f} s, {platform.processor() or platform.machine()}, "
             f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}.\n\n"

@@ -238,9 +238,15 @@ from .onnx_embed import OnnxEmbedder, export_onnx  # noqa: E402,F401
 
 def load_embedder(spec: str = DEFAULT, cache_dir: Path | None = None) -> Embedder:
     """`onnx` or `onnx:<model>` (the default) exports the model to ONNX, fp32; `int8` or `int8:<model>` also
-    quantises it (OnnxEmbedder); `static` or `static:<model>` distils a fast model2vec embedder; anything else is a
-    sentence-transformer run by torch (`all-MiniLM-L6-v2`: the bundled one)."""
+    quantises it (OnnxEmbedder); `openvino` or `openvino:<model>` compiles the fp32 export with OpenVINO;
+    `static` or `static:<model>` distils a fast model2vec embedder; anything else is a sentence-transformer run by
+    torch (`all-MiniLM-L6-v2`: the bundled one)."""
     kind, _, source = spec.partition(":")
+    if kind == "openvino":
+        from .openvino_embed import OpenVinoEmbedder
+
+        return OpenVinoEmbedder.build(source or BUNDLED, cache_dir=cache_dir if cache_dir else default_cache_dir(),
+                                      int8=False)
     if kind in ("int8", "onnx"):
         return OnnxEmbedder.build(source or BUNDLED, cache_dir=cache_dir if cache_dir else default_cache_dir(),
                                   int8=kind == "int8")

@@ -77,6 +77,7 @@ class OnnxEmbedder:
     sentence-transformers pipeline does (tokenise, sort by tokens, batch, mean-pool over the mask, normalise)."""
 
     CONFIG = "onnx_config.json"
+    KIND = "onnx"   # the spec's prefix for the fp32 graph (OpenVinoEmbedder runs the same graph as "openvino")
     # Bumped whenever the export or the quantisation changes, so an old build is never reused from the cache.
     RECIPE = "torchscript-opset17/matmulnbits-8bit-block128-symmetric-accuracy4/v3"
     RECIPE_FP32 = "torchscript-opset17/fp32/v1"
@@ -120,7 +121,7 @@ class OnnxEmbedder:
     def build(cls, source: str = BUNDLED, cache_dir: Path | None = None, int8: bool = True) -> OnnxEmbedder:
         """Export `source` to ONNX and quantise it (int8=False: keep fp32), locally, once; later calls load the
         cached build."""
-        spec, recipe = (f"int8:{source}", cls.RECIPE) if int8 else (f"onnx:{source}", cls.RECIPE_FP32)
+        spec, recipe = (f"int8:{source}", cls.RECIPE) if int8 else (f"{cls.KIND}:{source}", cls.RECIPE_FP32)
         path = _source_path(source)
         max_seq_length = _check_mean_pooled(path)
         key = hashlib.sha256(f"{_fingerprint(path)}:{recipe}".encode()).hexdigest()[:16]
@@ -170,17 +171,25 @@ class OnnxEmbedder:
     def save(self, folder: Path) -> None:
         shutil.copytree(self.path, folder)
 
+    def width(self) -> int:
+        """The graph's output dimensions, as it declares them (0 where it leaves them open; the first batch tells)."""
+        width = self.session.get_outputs()[0].shape[-1]
+        return width if isinstance(width, int) else 0
+
+    def infer(self, tokens: dict[str, np.ndarray]) -> np.ndarray:
+        """One padded batch through the graph: its last hidden state (rows, tokens, dimensions)."""
+        return self.session.run(None, {k: v for k, v in tokens.items() if k in self.inputs})[0]
+
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         texts = list(texts)
-        session = self.session
-        out = np.zeros((len(texts), session.get_outputs()[0].shape[-1] or 0), dtype=np.float32)
+        out = np.zeros((len(texts), self.width()), dtype=np.float32)
         encoded = self.tokenizer.encode_batch(texts)   # truncated, not padded
         # Sorted by tokens, not characters (as sentence-transformers does), so a batch's rows need little padding.
         order = np.argsort([-len(e.ids) for e in encoded], kind="stable")
         for start in range(0, len(texts), self.batch_size):
             rows = order[start:start + self.batch_size]
             tokens = self.pad([encoded[i] for i in rows])
-            hidden = session.run(None, {k: v for k, v in tokens.items() if k in self.inputs})[0]
+            hidden = self.infer(tokens)
             if out.shape[1] != hidden.shape[-1]:
                 out = np.zeros((len(texts), hidden.shape[-1]), dtype=np.float32)
             mask = tokens["attention_mask"][..., None].astype(np.float32)

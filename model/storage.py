@@ -61,7 +61,7 @@ class _Classifier(_Strict):
 class _EmbeddingModel(_Strict):
     spec: str = Field(min_length=1)
     id: str
-    kind: Literal["sentence-transformers", "static", "onnx"]
+    kind: Literal["sentence-transformers", "static", "onnx", "openvino"]
 
 
 class ConfigSchema(_Strict):

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
+from importlib import import_module, metadata
 from itertools import islice
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from .corpus import Article, paragraphs_of
 from .embed import (_BUNDLED_ALIASES, BUNDLED, ONNX_EXTRA, Embedder, OnnxEmbedder, SentenceTransformerEmbedder,
                     StaticEmbedder, load_embedder)
 from .errors import UserInputError
+from .openvino_embed import OPENVINO_EXTRA, OpenVinoEmbedder
 from .storage import CONFIG, FORMAT, FORMAT_VERSION, STATIC_DIR, VOCABULARY, WEIGHTS, check_output_dir  # noqa: F401
 from .themes import Theme
 
@@ -211,7 +212,9 @@ class ThemeTagger:
 def _kind(embedder: Embedder) -> str:
     if isinstance(embedder, StaticEmbedder):
         return "static"
-    return "onnx" if isinstance(embedder, OnnxEmbedder) else "sentence-transformers"
+    if isinstance(embedder, OnnxEmbedder):
+        return embedder.KIND   # "onnx" (ONNX Runtime, fp32 or int8) or "openvino": the same folder, another runtime
+    return "sentence-transformers"
 
 
 def _read_classifier(path: Path, meta: dict) -> ThemeClassifier:
@@ -250,16 +253,19 @@ def _saved_embedder(path: Path, saved: dict, named: str | None) -> Embedder:
         except Exception as exc:  # noqa: BLE001
             raise UserInputError(f"saved model at {path} is damaged: its static embedder does not load: "
                                  f"{exc.__class__.__name__}: {str(exc)[:200]}") from None
-    if saved["kind"] == "onnx":
+    if saved["kind"] in ("onnx", "openvino"):
         if not (path / STATIC_DIR).is_dir():
             raise UserInputError(f"saved model at {path} is damaged: its ONNX embedder ({STATIC_DIR}/) is missing")
+        runtime, package, extra = (("OpenVINO", "openvino", OPENVINO_EXTRA) if saved["kind"] == "openvino" else
+                                   ("ONNX", "onnxruntime", ONNX_EXTRA))
         try:
-            import onnxruntime  # noqa: F401
+            import_module(package)
         except ImportError:
-            raise UserInputError(f"the model at {path} tags with the ONNX embedder stored in it, which needs "
-                                 f"onnxruntime: {ONNX_EXTRA}") from None
+            raise UserInputError(f"the model at {path} tags with the {runtime} embedder stored in it, which needs "
+                                 f"{package}: {extra}") from None
         try:
-            embedder = OnnxEmbedder(path / STATIC_DIR, saved["spec"])
+            embedder = (OpenVinoEmbedder if saved["kind"] == "openvino" else OnnxEmbedder)(path / STATIC_DIR,
+                                                                                          saved["spec"])
             embedder.session   # made now, so that a damaged graph is reported here, not at the first tag
             return embedder
         except Exception as exc:  # noqa: BLE001

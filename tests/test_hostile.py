@@ -358,7 +358,7 @@ DAMAGE = [
     ("no-embedding-model", _config(lambda c: c.pop("embedding_model")), r"embedding_model: Field required"),
     ("versions-a-list", _config(lambda c: c.update(versions=["numpy"])), r"versions: Input should be a valid dict"),
     ("embedding-kind-unknown", _config(lambda c: c["embedding_model"].update(kind="pickle")),
-     r"embedding_model\.kind: Input should be 'sentence-transformers', 'static' or 'onnx'"),
+     r"embedding_model\.kind: Input should be 'sentence-transformers', 'static', 'onnx' or 'openvino'"),
     ("theme-without-description", _config(lambda c: c["themes"][1].pop("description")),
      r"themes\.1\.description: Field required"),
     ("theme-id-twice", _config(lambda c: c["themes"][1].update(id=c["themes"][0]["id"])), r"a theme id appears twice"),
