@@ -13,6 +13,7 @@ in a rotating order, and the ratios are taken within this run. Accuracy is bench
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import sys
@@ -28,7 +29,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from model import ThemeTagger, train  # noqa: E402
 from model.corpus import read_corpus  # noqa: E402
-from model.embed import OnnxEmbedder, SentenceTransformerEmbedder, default_cache_dir  # noqa: E402
+from model.embed import OnnxEmbedder, OpenVinoEmbedder, SentenceTransformerEmbedder, default_cache_dir  # noqa: E402
+from model.openvino_embed import OPENVINO_EXTRA  # noqa: E402
 from sections import write_section  # noqa: E402
 
 
@@ -80,10 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     encoders = {"sentence-transformers fp32": fp32,
                 "ONNX Runtime fp32 (`onnx`, the default)": OnnxEmbedder.build(cache_dir=cache, int8=False),
                 "ONNX Runtime int8 (`int8`)": OnnxEmbedder.build(cache_dir=cache)}
-    try:
-        from model.openvino_embed import OpenVinoEmbedder
-    except ImportError:
-        print("openvino is not installed: its row is left out (pip install -e \".[openvino]\")")
+    if importlib.util.find_spec("openvino") is None:
+        print(f"openvino is not installed: its row is left out ({OPENVINO_EXTRA})")
     else:
         ov = OpenVinoEmbedder.build(cache_dir=cache, int8=False)
         ov.session   # compile now, to name its precision

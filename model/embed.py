@@ -232,8 +232,10 @@ def check_cache_dir(path: Path) -> None:
         raise UserInputError(f"cannot write to the cache folder {path} ({exc.strerror or exc}); {hint}") from None
 
 
-# The ONNX Runtime encoder lives in its own module; imported here so `from model.embed import OnnxEmbedder` works.
+# The ONNX Runtime and OpenVINO encoders live in their own modules; imported here so `from model.embed import
+# OnnxEmbedder` works (neither runtime is imported until an embedder is made).
 from .onnx_embed import OnnxEmbedder, export_onnx  # noqa: E402,F401
+from .openvino_embed import OpenVinoEmbedder  # noqa: E402
 
 
 def load_embedder(spec: str = DEFAULT, cache_dir: Path | None = None) -> Embedder:
@@ -242,14 +244,10 @@ def load_embedder(spec: str = DEFAULT, cache_dir: Path | None = None) -> Embedde
     `static` or `static:<model>` distils a fast model2vec embedder; anything else is a sentence-transformer run by
     torch (`all-MiniLM-L6-v2`: the bundled one)."""
     kind, _, source = spec.partition(":")
-    if kind == "openvino":
-        from .openvino_embed import OpenVinoEmbedder
-
-        return OpenVinoEmbedder.build(source or BUNDLED, cache_dir=cache_dir if cache_dir else default_cache_dir(),
-                                      int8=False)
-    if kind in ("int8", "onnx"):
-        return OnnxEmbedder.build(source or BUNDLED, cache_dir=cache_dir if cache_dir else default_cache_dir(),
-                                  int8=kind == "int8")
+    if kind in ("int8", "onnx", "openvino"):
+        runtime = OpenVinoEmbedder if kind == "openvino" else OnnxEmbedder
+        return runtime.build(source or BUNDLED, cache_dir=cache_dir if cache_dir else default_cache_dir(),
+                             int8=kind == "int8")
     if spec == "static" or spec.startswith("static:"):
         try:
             import model2vec  # noqa: F401

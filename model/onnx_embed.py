@@ -30,6 +30,13 @@ def set_threads(threads: int | None) -> None:
     _THREADS = threads
 
 
+def thread_count() -> int:
+    """The threads a new session gets: set_threads' count, else torch's where torch is in use, else 0 (the
+    runtime's own choice, one per core)."""
+    torch = sys.modules.get("torch")
+    return _THREADS or (torch.get_num_threads() if torch is not None else 0)
+
+
 def _content_hash(path: Path) -> str:
     """Identify a folder by its files' names and bytes: the same model gives the same id wherever it is copied."""
     h = hashlib.sha256()
@@ -109,8 +116,7 @@ class OnnxEmbedder:
             import onnxruntime as ort
 
             options = ort.SessionOptions()
-            torch = sys.modules.get("torch")
-            options.intra_op_num_threads = _THREADS or (torch.get_num_threads() if torch is not None else 0)
+            options.intra_op_num_threads = thread_count()
             options.inter_op_num_threads = 1
             self._session = ort.InferenceSession(str(self.path / "model.onnx"), options,
                                                  providers=["CPUExecutionProvider"])

@@ -7,14 +7,12 @@ BF16 or AMX), fp32 elsewhere. The weights stay fp32 on disk, so one model folder
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from . import onnx_embed
 from .errors import UserInputError
-from .onnx_embed import OnnxEmbedder
+from .onnx_embed import OnnxEmbedder, thread_count
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +56,10 @@ class OpenVinoEmbedder(OnnxEmbedder):
             core = ov.Core()
             if (cache := _compiled_cache()) is not None:
                 core.set_property({"CACHE_DIR": cache})
-            torch = sys.modules.get("torch")
-            threads = onnx_embed._THREADS or (torch.get_num_threads() if torch is not None else 0)
             # LATENCY: one stream of batches on all the threads, as encode sends them (THROUGHPUT's parallel
             # streams ran no faster on two cores and need concurrent requests).
             self._session = core.compile_model(str(self.path / "model.onnx"), "CPU",
-                                               {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads})
+                                               {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": thread_count()})
             self._request = self._session.create_infer_request()
             self.inputs = {i.get_any_name() for i in self._session.inputs}
             self.precision = self._session.get_property("INFERENCE_PRECISION_HINT").get_type_name()

@@ -17,10 +17,10 @@ import numpy as np
 from . import storage
 from .classifier import ThemeClassifier
 from .corpus import Article, paragraphs_of
-from .embed import (_BUNDLED_ALIASES, BUNDLED, ONNX_EXTRA, Embedder, OnnxEmbedder, SentenceTransformerEmbedder,
-                    StaticEmbedder, load_embedder)
+from .embed import (_BUNDLED_ALIASES, BUNDLED, ONNX_EXTRA, Embedder, OnnxEmbedder, OpenVinoEmbedder,
+                    SentenceTransformerEmbedder, StaticEmbedder, load_embedder)
 from .errors import UserInputError
-from .openvino_embed import OPENVINO_EXTRA, OpenVinoEmbedder
+from .openvino_embed import OPENVINO_EXTRA
 from .storage import CONFIG, FORMAT, FORMAT_VERSION, STATIC_DIR, VOCABULARY, WEIGHTS, check_output_dir  # noqa: F401
 from .themes import Theme
 
@@ -217,6 +217,11 @@ def _kind(embedder: Embedder) -> str:
     return "sentence-transformers"
 
 
+# A saved ONNX graph's kind -> the runtime that runs it: its name, package, extra and embedder class.
+_GRAPH_RUNTIMES = {"onnx": ("ONNX", "onnxruntime", ONNX_EXTRA, OnnxEmbedder),
+                   "openvino": ("OpenVINO", "openvino", OPENVINO_EXTRA, OpenVinoEmbedder)}
+
+
 def _read_classifier(path: Path, meta: dict) -> ThemeClassifier:
     with np.load(path / WEIGHTS, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
@@ -253,19 +258,17 @@ def _saved_embedder(path: Path, saved: dict, named: str | None) -> Embedder:
         except Exception as exc:  # noqa: BLE001
             raise UserInputError(f"saved model at {path} is damaged: its static embedder does not load: "
                                  f"{exc.__class__.__name__}: {str(exc)[:200]}") from None
-    if saved["kind"] in ("onnx", "openvino"):
+    if saved["kind"] in _GRAPH_RUNTIMES:
         if not (path / STATIC_DIR).is_dir():
             raise UserInputError(f"saved model at {path} is damaged: its ONNX embedder ({STATIC_DIR}/) is missing")
-        runtime, package, extra = (("OpenVINO", "openvino", OPENVINO_EXTRA) if saved["kind"] == "openvino" else
-                                   ("ONNX", "onnxruntime", ONNX_EXTRA))
+        runtime, package, extra, cls = _GRAPH_RUNTIMES[saved["kind"]]
         try:
             import_module(package)
         except ImportError:
             raise UserInputError(f"the model at {path} tags with the {runtime} embedder stored in it, which needs "
                                  f"{package}: {extra}") from None
         try:
-            embedder = (OpenVinoEmbedder if saved["kind"] == "openvino" else OnnxEmbedder)(path / STATIC_DIR,
-                                                                                          saved["spec"])
+            embedder = cls(path / STATIC_DIR, saved["spec"])
             embedder.session   # made now, so that a damaged graph is reported here, not at the first tag
             return embedder
         except Exception as exc:  # noqa: BLE001

@@ -140,14 +140,19 @@ def test_a_model_folder_carries_its_onnx_embedder(synthetic, tiny, saved) -> Non
     assert np.array_equal([list(r.scores.values()) for r in before], [list(r.scores.values()) for r in after])
 
 
-def test_loading_without_onnxruntime_names_the_extra(saved, tmp_path, monkeypatch) -> None:
-    _, out = saved
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)   # `import onnxruntime` now raises ImportError
-    with pytest.raises(UserInputError, match=r'needs onnxruntime: pip install -e "\.\[onnx\]"') as info:
+def assert_loading_without_names_the_extra(package: str, extra: str, out, spec: str, cache, monkeypatch) -> None:
+    """With `package` missing, the saved model at `out` and a new `spec` embedder each fail as one line that names
+    `pip install -e ".[extra]"`."""
+    monkeypatch.setitem(sys.modules, package, None)   # `import <package>` now raises ImportError
+    with pytest.raises(UserInputError, match=rf'needs {package}: pip install -e "\.\[{extra}\]"') as info:
         ThemeTagger.load(out)
     assert "\n" not in str(info.value)
-    with pytest.raises(UserInputError, match=r"\.\[onnx\]"):
-        load_embedder("int8", cache_dir=tmp_path / "cache")
+    with pytest.raises(UserInputError, match=rf"\.\[{extra}\]"):
+        load_embedder(spec, cache_dir=cache)
+
+
+def test_loading_without_onnxruntime_names_the_extra(saved, tmp_path, monkeypatch) -> None:
+    assert_loading_without_names_the_extra("onnxruntime", "onnx", saved[1], "int8", tmp_path / "cache", monkeypatch)
 
 
 def test_the_int8_embedder_refuses_a_model_it_cannot_rebuild(tmp_path) -> None:

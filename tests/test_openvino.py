@@ -6,7 +6,6 @@ The fast tests compile the tiny ONNX graph of test_onnx.py; the slow one the rea
 from __future__ import annotations
 
 import pickle
-import sys
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("openvino")
 
 from model.openvino_embed import OpenVinoEmbedder  # noqa: E402
-from test_onnx import SENTENCES, tiny_onnx_folder  # noqa: E402
+from test_onnx import SENTENCES, assert_loading_without_names_the_extra, tiny_onnx_folder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -100,13 +99,8 @@ def test_a_model_folder_carries_its_openvino_embedder(synthetic, tiny, saved) ->
 
 
 def test_loading_without_openvino_names_the_extra(saved, tmp_path, monkeypatch) -> None:
-    _, out = saved
-    monkeypatch.setitem(sys.modules, "openvino", None)   # `import openvino` now raises ImportError
-    with pytest.raises(UserInputError, match=r'needs openvino: pip install -e "\.\[openvino\]"') as info:
-        ThemeTagger.load(out)
-    assert "\n" not in str(info.value)
-    with pytest.raises(UserInputError, match=r"\.\[openvino\]"):
-        load_embedder("openvino", cache_dir=tmp_path / "cache")
+    assert_loading_without_names_the_extra("openvino", "openvino", saved[1], "openvino", tmp_path / "cache",
+                                           monkeypatch)
 
 
 def test_a_damaged_graph_is_reported_when_the_model_loads(saved, tmp_path) -> None:
