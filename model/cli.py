@@ -47,8 +47,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=str(ROOT / "artifacts" / "seed-themes"), help="where the model folder goes")
     p.add_argument("--seed", type=int, default=0, help="one seed for every random step (default 0)")
     p.add_argument("--embedding-model",
-                   help="default 'onnx': the bundled all-MiniLM-L6-v2 exported to ONNX (once, locally) and run by "
-                        "ONNX Runtime; 'all-MiniLM-L6-v2': the same model through sentence-transformers; 'int8' "
+                   help="default 'openvino': the bundled all-MiniLM-L6-v2 exported to ONNX (once, locally) and "
+                        "compiled by OpenVINO; 'onnx': the same graph run by ONNX Runtime in fp32; "
+                        "'all-MiniLM-L6-v2': the same model through sentence-transformers; 'int8' "
                         "quantises it (pip install -e '.[onnx]'); 'static' distils a fast model2vec embedder from "
                         "it; or any sentence-transformers model name or local path")
     p.add_argument("--clusterer", choices=["hdbscan", "kmeans"], default="hdbscan", help="default: hdbscan")

@@ -24,12 +24,13 @@ log = logging.getLogger(__name__)
 BUNDLED = "all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {BUNDLED, f"sentence-transformers/{BUNDLED}", "bundled"}
 # What train.py and model.train use when no embedding model is named: the bundled all-MiniLM-L6-v2, exported to ONNX
-# once and run by ONNX Runtime in fp32. Its embeddings are torch's to a cosine of 1.0000, so the accuracy panel is the
-# same, while tag_many runs at 2.4x a raw SentenceTransformer.encode and a cold train.py imports no torch
-# (BENCHMARKS.md, "The ONNX encoder"). BUNDLED ("all-MiniLM-L6-v2") is the same model through sentence-transformers.
-# "int8" is faster still but not the default: the panel's mean fell (0.806 against 0.807) and the mission paragraphs
-# 0.7 points ("The int8 encoder").
-DEFAULT = "onnx"
+# once and compiled by OpenVINO, which computes in bfloat16 where the CPU has it natively (AVX-512 BF16, AMX) and in
+# fp32 elsewhere. In bf16 its embeddings are fp32's to a cosine of 0.99999, tag_many runs at 2.4x a raw
+# SentenceTransformer.encode (ONNX Runtime's fp32: 1.5x) and the accuracy panel is within issue 13's half point of
+# fp32 (mission paragraphs -0.3 over nine seeds); a cold train.py imports no torch (BENCHMARKS.md, "OpenVINO").
+# "onnx" runs the same graph by ONNX Runtime in fp32 (torch's embeddings to 1e-7); BUNDLED ("all-MiniLM-L6-v2") is the
+# same model through sentence-transformers. "int8" is ONNX Runtime with 8-bit weights ("The int8 encoder").
+DEFAULT = "openvino"
 ONNX_EXTRA = 'pip install -e ".[onnx]"'
 
 
@@ -239,8 +240,9 @@ from .openvino_embed import OpenVinoEmbedder  # noqa: E402
 
 
 def load_embedder(spec: str = DEFAULT, cache_dir: Path | None = None) -> Embedder:
-    """`onnx` or `onnx:<model>` (the default) exports the model to ONNX, fp32; `int8` or `int8:<model>` also
-    quantises it (OnnxEmbedder); `openvino` or `openvino:<model>` compiles the fp32 export with OpenVINO;
+    """`openvino` or `openvino:<model>` (the default) exports the model to ONNX, fp32, and compiles it with OpenVINO;
+    `onnx` or `onnx:<model>` runs that export by ONNX Runtime, and `int8` or `int8:<model>` quantises it first
+    (OnnxEmbedder);
     `static` or `static:<model>` distils a fast model2vec embedder; anything else is a sentence-transformer run by
     torch (`all-MiniLM-L6-v2`: the bundled one)."""
     kind, _, source = spec.partition(":")

@@ -1,5 +1,6 @@
-"""The ONNX Runtime encoder, the default: a sentence-transformer exported to ONNX locally (torch's exporter), kept in
-fp32 (`onnx`, the same embeddings) or quantised (`int8`); encode does what the sentence-transformers pipeline does."""
+"""The ONNX Runtime encoder: a sentence-transformer exported to ONNX locally (torch's exporter), kept in
+fp32 (`onnx`, the same embeddings) or quantised (`int8`); encode does what the sentence-transformers pipeline does.
+The same fp32 export is what the default encoder, OpenVINO's (openvino_embed.py), compiles."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ def _check_mean_pooled(path: Path) -> int:
 
 
 class OnnxEmbedder:
-    """A sentence-transformer exported to ONNX, run by ONNX Runtime: in fp32 (`onnx`, the default) the same
+    """A sentence-transformer exported to ONNX, run by ONNX Runtime: in fp32 (`onnx`) the same
     embeddings as torch (cosine 1.0000) at 1.5-2.4x a raw SentenceTransformer.encode on two cores (2.4x with
     AVX-512, 1.5-1.7x with AVX2 only); quantised to 8 bits (`int8`), a cosine of about 0.999 to them.
 

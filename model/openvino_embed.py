@@ -1,5 +1,5 @@
-"""The OpenVINO encoder: the ONNX embedder's fp32 graph (the same folder, the same tokenising and pooling), compiled
-by OpenVINO's CPU plugin instead of run by ONNX Runtime.
+"""The OpenVINO encoder, the default: the ONNX embedder's fp32 graph (the same folder, the same tokenising and
+pooling), compiled by OpenVINO's CPU plugin instead of run by ONNX Runtime.
 
 OpenVINO chooses the precision of the arithmetic for the CPU: bfloat16 where the CPU computes it natively (AVX-512
 BF16 or AMX), fp32 elsewhere. The weights stay fp32 on disk, so one model folder serves both kinds of machine."""
@@ -16,7 +16,7 @@ from .onnx_embed import OnnxEmbedder, thread_count
 
 log = logging.getLogger(__name__)
 
-OPENVINO_EXTRA = 'pip install -e ".[openvino]"'
+OPENVINO_INSTALL = 'pip install "openvino>=2024.0"'   # a dependency of the package; named where it is missing
 
 
 def _compiled_cache() -> str | None:
@@ -41,7 +41,7 @@ class OpenVinoEmbedder(OnnxEmbedder):
         try:
             import openvino  # noqa: F401  (here, so that a missing package is named before any work)
         except ImportError:
-            raise UserInputError(f"the OpenVINO embedder ({spec}) needs openvino: {OPENVINO_EXTRA}") from None
+            raise UserInputError(f"the OpenVINO embedder ({spec}) needs openvino: {OPENVINO_INSTALL}") from None
         super().__init__(path, spec, batch_size)
         self.id = "ov:" + self.id.removeprefix("ort:")
         self._request = None

