@@ -66,6 +66,16 @@ class OpenVinoEmbedder(OnnxEmbedder):
             log.info("OpenVINO compiled %s for this CPU, computing in %s", self.path.name, self.precision)
         return self._session
 
+    def training_encoder(self) -> OnnxEmbedder:
+        """What training embeds its corpus with: the same graph run by ONNX Runtime in fp32, which gives torch's
+        embeddings to 1e-7 on every CPU.
+
+        Training amplifies an embedding's last digits: UMAP's layout, the clusters and the mixtures' cuts are chaotic in
+        them, so bf16's differences of 1e-5 (and a bf16 CPU against an fp32 one) would train another model. Tagging is a
+        linear model over the embedding and moves by as little as its input (scores by 0.001), so it takes OpenVINO's
+        speed. Trained so, the accuracy panel is the fp32 default's (BENCHMARKS.md, "OpenVINO")."""
+        return OnnxEmbedder(self.path, "onnx:" + self.spec.partition(":")[2], self.batch_size)
+
     def width(self) -> int:
         width = self.session.outputs[0].get_partial_shape()[-1]
         return width.get_length() if width.is_static else 0
