@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Speed, part 1: tagging throughput, tag_many against a raw SentenceTransformer.encode of the same paragraphs.
 
-The tagger uses the default encoder (ONNX Runtime, fp32); the reference is the same bundled model as a plain fp32
+The tagger uses the default encoder (OpenVINO, bf16 where the CPU has it; trained on fp32 embeddings); the reference is the same bundled model as a plain fp32
 sentence-transformers model run by torch (issue 13's target: tag_many at least 2x its encode).
 
     python benchmarks/speed/tagging.py           # 300 held-out BBC articles, 3 repeats; writes its block
