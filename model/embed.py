@@ -241,7 +241,8 @@ from .openvino_embed import OpenVinoEmbedder  # noqa: E402
 
 
 def load_embedder(spec: str = DEFAULT, cache_dir: Path | None = None) -> Embedder:
-    """`openvino` or `openvino:<model>` (the default) exports the model to ONNX, fp32, and compiles it with OpenVINO;
+    """`openvino` or `openvino:<model>` (the default) exports the model to ONNX, fp32, and compiles it with OpenVINO
+    for tagging (training embeds with the export by ONNX Runtime: OpenVinoEmbedder.training_encoder);
     `onnx` or `onnx:<model>` runs that export by ONNX Runtime, and `int8` or `int8:<model>` quantises it first
     (OnnxEmbedder);
     `static` or `static:<model>` distils a fast model2vec embedder; anything else is a sentence-transformer run by

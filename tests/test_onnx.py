@@ -153,8 +153,8 @@ def assert_loading_without_names_the_extra(package: str, install: str, out, spec
 
 
 def test_loading_without_onnxruntime_names_the_extra(saved, tmp_path, monkeypatch) -> None:
-    assert_loading_without_names_the_extra("onnxruntime", 'pip install -e ".[onnx]"', saved[1], "int8", tmp_path / "cache",
-                                           monkeypatch)
+    assert_loading_without_names_the_extra("onnxruntime", 'pip install -e ".[onnx]"', saved[1], "int8",
+                                           tmp_path / "cache", monkeypatch)
 
 
 def test_the_int8_embedder_refuses_a_model_it_cannot_rebuild(tmp_path) -> None:
@@ -234,8 +234,9 @@ def test_the_int8_build_is_cached(real_int8) -> None:
 
 @pytest.mark.slow
 def test_a_cold_train_with_the_default_encoder_imports_no_torch(tmp_path) -> None:
-    """A new corpus (empty embedding cache) with the default encoder's ONNX build made: training embeds on OpenVINO
-    alone, so a new process imports neither torch nor transformers (cold_start.py on the seeds, BENCHMARKS.md)."""
+    """A new corpus (empty embedding cache) with the default encoder's ONNX build made: training embeds on ONNX
+    Runtime alone (the default's training encoder), so a new process imports neither torch nor transformers
+    (cold_start.py on the seeds, BENCHMARKS.md)."""
     import json
     import subprocess
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Speed, part 1: tagging throughput, tag_many against a raw SentenceTransformer.encode of the same paragraphs.
 
-The tagger uses the default encoder (OpenVINO, bf16 where the CPU has it; trained on fp32 embeddings); the reference is the same bundled model as a plain fp32
-sentence-transformers model run by torch (issue 13's target: tag_many at least 2x its encode).
+The tagger uses the default encoder (OpenVINO, bf16 where the CPU has it; trained on fp32 embeddings); the reference
+is the same bundled model as a plain fp32 sentence-transformers model run by torch (issue 13's target: tag_many at
+least 2x its encode).
 
     python benchmarks/speed/tagging.py           # 300 held-out BBC articles, 3 repeats; writes its block
     python benchmarks/speed/tagging.py --quick   # 30 articles, 1 repeat (a minute or two); prints only
