@@ -24,13 +24,11 @@ log = logging.getLogger(__name__)
 BUNDLED = "all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {BUNDLED, f"sentence-transformers/{BUNDLED}", "bundled"}
 # What train.py and model.train use when no embedding model is named: the bundled all-MiniLM-L6-v2, exported to ONNX
-# once. A model made with it tags through OpenVINO, which computes in bfloat16 where the CPU has it natively (AVX-512
-# BF16, AMX) and in fp32 elsewhere: tag_many at 2.4x a raw SentenceTransformer.encode, where ONNX Runtime's fp32 gives
-# 1.3x. Training embeds its corpus with the same graph by ONNX Runtime in fp32 (OpenVinoEmbedder.training_encoder):
-# trained on bf16's embeddings, the accuracy panel's mean fell 0.3 points; trained on fp32's and tagging in bf16, it
-# is the fp32 default's, to the third decimal (BENCHMARKS.md, "The accuracy panel"). A cold train.py imports no torch.
-# "onnx" runs the graph by ONNX Runtime in fp32 for tagging too (torch's embeddings to 1e-7); BUNDLED
-# ("all-MiniLM-L6-v2") is the same model through sentence-transformers; "int8" is ONNX Runtime with 8-bit weights.
+# once and compiled by OpenVINO, which computes in bfloat16 where the CPU has it natively (AVX-512 BF16, AMX) and in
+# fp32 elsewhere: tag_many at 2.4x a raw SentenceTransformer.encode, where ONNX Runtime's fp32 gives 1.3x; training
+# embeds with it too (openvino_embed.py says why that costs no accuracy). A cold train.py imports no torch.
+# "onnx" runs the graph by ONNX Runtime in fp32 (torch's embeddings to 1e-7); BUNDLED ("all-MiniLM-L6-v2") is the
+# same model through sentence-transformers; "int8" is ONNX Runtime with 8-bit weights.
 DEFAULT = "openvino"
 ONNX_EXTRA = 'pip install -e ".[onnx]"'
 
@@ -241,8 +239,7 @@ from .openvino_embed import OpenVinoEmbedder  # noqa: E402
 
 
 def load_embedder(spec: str = DEFAULT, cache_dir: Path | None = None) -> Embedder:
-    """`openvino` or `openvino:<model>` (the default) exports the model to ONNX, fp32, and compiles it with OpenVINO
-    for tagging (training embeds with the export by ONNX Runtime: OpenVinoEmbedder.training_encoder);
+    """`openvino` or `openvino:<model>` (the default) exports the model to ONNX, fp32, and compiles it with OpenVINO;
     `onnx` or `onnx:<model>` runs that export by ONNX Runtime, and `int8` or `int8:<model>` quantises it first
     (OnnxEmbedder);
     `static` or `static:<model>` distils a fast model2vec embedder; anything else is a sentence-transformer run by
@@ -365,23 +362,12 @@ def embed_texts(texts: Sequence[str], embedder: Embedder, cache: EmbeddingCache 
     return np.vstack(out).astype(np.float32)[where]
 
 
-def training_encoder(embedder: Embedder) -> Embedder:
-    """The embedder that training embeds the corpus and the theme file with: the embedder's own training_encoder()
-    where it has one (OpenVINO's: the same graph in fp32 by ONNX Runtime), else the embedder itself."""
-    own = getattr(embedder, "training_encoder", None)
-    return own() if own is not None else embedder
-
-
 class CachedEmbedder:
     """Wraps an embedder so every encode goes through the cache (benchmarks re-tag texts they trained on)."""
 
     def __init__(self, embedder: Embedder, cache: EmbeddingCache):
         self.inner, self.cache = embedder, cache
         self.id, self.spec, self.max_words = embedder.id, embedder.spec, embedder.max_words
-
-    def training_encoder(self) -> Embedder:
-        inner = training_encoder(self.inner)
-        return self if inner is self.inner else CachedEmbedder(inner, self.cache)
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         return embed_texts(list(texts), self.inner, self.cache, show_progress)

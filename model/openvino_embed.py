@@ -2,7 +2,14 @@
 pooling), compiled by OpenVINO's CPU plugin instead of run by ONNX Runtime.
 
 OpenVINO chooses the precision of the arithmetic for the CPU: bfloat16 where the CPU computes it natively (AVX-512
-BF16 or AMX), fp32 elsewhere. The weights stay fp32 on disk, so one model folder serves both kinds of machine."""
+BF16 or AMX), fp32 elsewhere. The weights stay fp32 on disk, so one model folder serves both kinds of machine.
+
+Training embeds its corpus with it too. bfloat16 moves an embedding by about 1e-5 (cosine 0.99999 to fp32), and
+UMAP, the clusters and the mixtures' cuts turn any change of the last digits into another model; but so does another
+CPU in fp32: ONNX Runtime's fp32 training gave another panel on an Intel AMX machine than on an AMD one (BBC 0.958
+against 0.960, mission paragraphs 0.828 against 0.841). Measured on both machines, bfloat16 training moved the panel's
+mean by -0.3 and +0.3 points, the size of that noise, and it embeds a corpus 1.8x (AMD, AVX-512 BF16) to 3.2x (Intel,
+AMX) faster than ONNX Runtime's fp32 (BENCHMARKS.md, "The accuracy panel")."""
 
 from __future__ import annotations
 
@@ -65,16 +72,6 @@ class OpenVinoEmbedder(OnnxEmbedder):
             self.precision = self._session.get_property("INFERENCE_PRECISION_HINT").get_type_name()
             log.info("OpenVINO compiled %s for this CPU, computing in %s", self.path.name, self.precision)
         return self._session
-
-    def training_encoder(self) -> OnnxEmbedder:
-        """What training embeds its corpus with: the same graph run by ONNX Runtime in fp32, which gives torch's
-        embeddings to 1e-7 on every CPU.
-
-        Training amplifies an embedding's last digits: UMAP's layout, the clusters and the mixtures' cuts are chaotic in
-        them, so bf16's differences of 1e-5 (and a bf16 CPU against an fp32 one) would train another model. Tagging is a
-        linear model over the embedding and moves by as little as its input (scores by 0.001), so it takes OpenVINO's
-        speed. Trained so, the accuracy panel is the fp32 default's (BENCHMARKS.md, "OpenVINO")."""
-        return OnnxEmbedder(self.path, "onnx:" + self.spec.partition(":")[2], self.batch_size)
 
     def width(self) -> int:
         width = self.session.outputs[0].get_partial_shape()[-1]

@@ -14,8 +14,7 @@ from . import cluster as clustering
 from . import html_report, review
 from .classifier import ThemeClassifier
 from .corpus import Article, paragraphs_of, read_corpus, warn_about_size
-from .embed import (DEFAULT, EmbeddingCache, Embedder, check_cache_dir, default_cache_dir, embed_texts, load_embedder,
-                    training_encoder)
+from .embed import DEFAULT, EmbeddingCache, Embedder, check_cache_dir, default_cache_dir, embed_texts, load_embedder
 from .errors import UserInputError
 from .label import anchors, label, nearest, relabel, same_count_cuts, smooth
 from .report import cluster_report
@@ -97,8 +96,6 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
         check_ray_training(cache_root)
     if embedder is None:
         embedder = stages.run("load embedder", load_embedder, embedding_model, cache_root)
-    # The tagger keeps `embedder`; the corpus is embedded with its training encoder (the default's: fp32 exactly).
-    encoder = training_encoder(embedder)
     cache = EmbeddingCache(cache_root / "embeddings.sqlite") if cache_root else None
 
     paragraphs = stages.run("clean and split", paragraphs_of, articles, embedder.max_words)
@@ -108,11 +105,11 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     log.info("%d articles -> %d paragraphs", len(articles), len(texts))
     warn_about_size(articles, paragraphs)
     if ray_address is not None:   # fills the cache, so that embed_texts below finds every paragraph there
-        stages.run("embed", embed_corpus, texts, encoder, cache, address=ray_address, workers=ray_workers,
+        stages.run("embed", embed_corpus, texts, embedder, cache, address=ray_address, workers=ray_workers,
                    progress=progress)
-    embeddings = stages.run("embed", embed_texts, texts, encoder, cache, progress)
+    embeddings = stages.run("embed", embed_texts, texts, embedder, cache, progress)
     # Through the cache too, one theme at a time as before: retraining with the same theme file loads no model.
-    prompt_vectors = stages.run("embed", lambda: [embed_texts(t.prompts(), encoder, cache) for t in theme_list])
+    prompt_vectors = stages.run("embed", lambda: [embed_texts(t.prompts(), embedder, cache) for t in theme_list])
     # Labelling refines these anchors on the corpus; the classifier keeps the theme file's own, so new text is
     # scored against what the user wrote (seeds' check sets 0.79 -> 0.82 and 0.77 -> 0.82; AG News, BBC same).
     theme_anchors = anchors(prompt_vectors)

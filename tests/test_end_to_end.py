@@ -1,4 +1,4 @@
-"""End to end with the REAL bundled embedding model (the default: exported to ONNX, run by ONNX Runtime): train on
+"""End to end with the REAL bundled embedding model (the default: exported to ONNX, compiled by OpenVINO): train on
 seeds/, save, load offline, tag new articles.
 
 Marked slow (deselect with `-m "not slow"`), but part of the default run."""
