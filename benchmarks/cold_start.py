@@ -7,8 +7,9 @@
 
 The three runs share one new cache folder (THEME_TAGGER_CACHE), so the machine's own caches play no part:
 - first run: everything empty, numba compiles UMAP and NN-descent and keeps the code under the cache, and the
-  default encoder's ONNX build (or int8's) is made;
-- cold: the embedding cache and the cached UMAP coordinates removed, numba's compiled code and the ONNX build kept
+  default encoder's ONNX build (or int8's) is made, and OpenVINO compiles it for this CPU;
+- cold: the embedding cache and the cached UMAP coordinates removed, numba's compiled code, the ONNX build and
+  OpenVINO's compiled graph kept
   (a new corpus);
 - warm: every cache kept (the same corpus again, e.g. after editing the theme file).
 The figures go into BENCHMARKS.md between `<!-- cold-start:start -->` and `<!-- cold-start:end -->`.
@@ -32,7 +33,8 @@ BENCH_MD = ROOT / "BENCHMARKS.md"
 from sections import write_section  # noqa: E402 (benchmarks/, beside this script)
 COMMAND = "python benchmarks/cold_start.py"
 RUNS = (("first run", "all caches empty"),
-        ("cold", "empty embedding and UMAP caches, numba's compiled code and the ONNX build kept"),
+        ("cold", "empty embedding and UMAP caches, numba's compiled code, the ONNX build and OpenVINO's compiled graph "
+                 "kept"),
         ("warm", "all caches kept"))
 
 

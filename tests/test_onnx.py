@@ -234,9 +234,9 @@ def test_the_int8_build_is_cached(real_int8) -> None:
 
 @pytest.mark.slow
 def test_a_cold_train_with_the_default_encoder_imports_no_torch(tmp_path) -> None:
-    """A new corpus (empty embedding cache) with the default encoder's ONNX build made: training embeds on ONNX
-    Runtime alone (the default's training encoder), so a new process imports neither torch nor transformers
-    (cold_start.py on the seeds, BENCHMARKS.md)."""
+    """A new corpus (empty embedding cache) with the default encoder's ONNX build made: training embeds through
+    OpenVINO alone, so a new process imports neither torch nor transformers (cold_start.py on the seeds,
+    BENCHMARKS.md)."""
     import json
     import subprocess
 
