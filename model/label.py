@@ -18,7 +18,8 @@
    0.5 in step 3; or 30% with the theme's keywords among the cluster's top keywords). A decided cluster (at least
    70% or at most 30% of its paragraphs carry the theme) takes a theme from the paragraphs that carry it against
    the vote, but never gives a theme to a paragraph that shows no sign of it; in a split cluster, and outside any
-   cluster, a paragraph keeps its own.
+   cluster, a paragraph keeps its own. A theme with few clear positives (step 5) keeps every paragraph that names
+   it, whatever the vote: a theme that no cluster carries is still learnt.
 5. Training keeps only the confident cells: the cluster and the paragraph agree, and the vote is clear.
    The theme file's own texts (label, description, examples) join the training set as labelled rows.
 6. Self-training: the first classifier scores every paragraph; the scores are averaged over neighbours as in
@@ -253,7 +254,11 @@ def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos
         clear[idx] = decided
     agree = (targets == own) & ~handed
     mask = agree & clear
-    # On a small corpus few cells are clear-cut; a theme with too few clear positives learns from agreement alone.
+    # On a small corpus few cells are clear-cut; a theme with too few clear positives learns from agreement alone,
+    # and from every paragraph that names it, whatever its cluster says: the theme file's own words are the best
+    # evidence such a theme has (in the seeds, poverty alleviation's named paragraphs sat in clusters that voted it
+    # away in one training seed of nine, and it was left with no training row at all).
     thin = (mask & targets).sum(axis=0) < MIN_CLEAR_POSITIVES
-    mask[:, thin] = agree[:, thin]
+    mask[:, thin] = agree[:, thin] | named[:, thin]
+    targets[:, thin] |= named[:, thin]
     return PseudoLabels(targets, mask, sim, prob, named)

@@ -100,14 +100,41 @@ def test_a_cluster_against_a_theme_takes_it_from_its_few_stray_paragraphs() -> N
     from model.themes import Theme
 
     themes = [Theme("cloud", "Cloud", "cloud computing")]
-    own = np.array([[True]] * 1 + [[False]] * 9)
-    info = ClusterInfo(0, 10, ["tourism"], [0], [], {})
-    named = np.array([[True]] + [[False]] * 9)
-    labels = cluster_vote(own, np.ones_like(own), np.zeros(10, dtype=int), [info], themes, np.full((10, 1), 0.2),
+    # Cluster 0 (ten paragraphs, one stray) is against the theme; cluster 1 carries it clearly, so the theme has
+    # enough clear positives for the vote to decide.
+    own = np.array([[True]] * 1 + [[False]] * 9 + [[True]] * 12)
+    infos = [ClusterInfo(0, 10, ["tourism"], [0], [], {}), ClusterInfo(1, 12, ["cloud"], [10], [], {})]
+    clusters = np.array([0] * 10 + [1] * 12)
+    named = np.array([[True]] + [[False]] * 21)
+    labels = cluster_vote(own, np.ones_like(own), clusters, infos, themes, np.full((22, 1), 0.2),
                           own.astype(float), named, "match the theme")
-    assert info.themes == [] and not labels.targets.any()
+    assert infos[0].themes == [] and not labels.targets[:10].any()
     assert not labels.mask[0, 0] and labels.mask[1:, 0].all()
-    assert "1 of its 10 paragraphs name it" in info.reasons["cloud"]   # the evidence that was outvoted, said
+    assert "1 of its 10 paragraphs name it" in infos[0].reasons["cloud"]   # the evidence that was outvoted, said
+
+
+def test_a_theme_no_cluster_carries_still_learns_from_the_paragraphs_that_name_it() -> None:
+    """Issue 15: smart city appears in the seeds only inside lists of areas of work. With too few clear positives
+    for a vote to speak for it, a theme keeps the paragraphs that name it as positives, against their clusters."""
+    from model.cluster import ClusterInfo
+    from model.label import MIN_CLEAR_POSITIVES, cluster_vote
+    from model.themes import Theme
+
+    themes = [Theme("cloud", "Cloud", "cloud computing"), Theme("city", "Smart city", "smart city")]
+    n = 3 * MIN_CLEAR_POSITIVES
+    # One cluster, all about cloud; three of its paragraphs list smart city among the areas of work.
+    own = np.zeros((n, 2), dtype=bool)
+    own[:, 0] = True
+    named = np.zeros_like(own)
+    named[:3, 1] = True
+    own |= named
+    info = ClusterInfo(0, n, ["cloud"], [0], [], {})
+    labels = cluster_vote(own, np.ones_like(own), np.zeros(n, dtype=int), [info], themes, np.full((n, 2), 0.5),
+                          own.astype(float), named, "match the theme")
+    assert info.themes == ["cloud"]                            # the vote is against smart city ...
+    assert labels.targets[:3, 1].all() and labels.mask[:3, 1].all()   # ... and still its named paragraphs teach it
+    assert not labels.targets[3:, 1].any() and labels.mask[3:, 1].all()
+    assert labels.targets[:, 0].all()
 
 
 
