@@ -273,15 +273,25 @@ def _looks_like_title(line: str, next_line: str) -> bool:
             and not _MID_SENTENCE.search(line) and not next_line[:1].islower())
 
 
+def _is_wrapped(block: list[str]) -> bool:
+    """Hard-wrapped text (e-mail, newsgroup posts, plain-text wires): most of the block's line breaks fall
+    mid-sentence, so its breaks are the wrapping's, and one that happens to follow a full stop is no paragraph end.
+    Scraped news puts a paragraph on each line instead, and nearly every line ends a sentence."""
+    inner = block[:-1]
+    return len(inner) >= 2 and sum(not _ENDS_SENTENCE.search(line) for line in inner) * 2 > len(inner)
+
+
 def _units(blocks: list[list[str]]) -> list[str]:
-    """Join lines inside each block; a line ending a sentence also ends the unit."""
+    """Join lines inside each block; a line ending a sentence also ends the unit, unless the block is wrapped."""
     units = []
     for b, block in enumerate(blocks):
+        wrapped = _is_wrapped(block)
         current: list[str] = []
         for i, line in enumerate(block):
             current.append(line)
             is_last = i == len(block) - 1
-            if is_last or _ENDS_SENTENCE.search(line) or (b == i == 0 and _looks_like_title(line, block[1])):
+            if (is_last or (_ENDS_SENTENCE.search(line) and not wrapped)
+                    or (b == i == 0 and _looks_like_title(line, block[1]))):
                 units.append(" ".join(current))
                 current = []
     return units

@@ -156,6 +156,26 @@ def test_broken_lines_are_rejoined() -> None:
     assert in_one_paragraph(p003, "achievements; Focus on reshaping the first city")
 
 
+def test_a_hard_wrapped_paragraph_stays_whole_where_a_line_happens_to_end_a_sentence() -> None:
+    """E-mail and newsgroup text is wrapped to a width: most line breaks fall mid-sentence, and the few that follow
+    a full stop are the wrapping's too. Scraped news, one paragraph a line, keeps a paragraph per line."""
+    wrapped = ("I have been using the ATI card with the free X server and it works fine at\n"
+               "high resolution. The drivers were easy to set up, and the speed is good\n"
+               "for most programs. I would buy it again.\n"
+               "It also runs the older games without trouble, which matters to me.\n"
+               "\n"
+               "You might look at the other card, but I heard its drivers are buggy.\n")
+    assert clean_article(wrapped) == [
+        "I have been using the ATI card with the free X server and it works fine at high resolution. The drivers "
+        "were easy to set up, and the speed is good for most programs. I would buy it again. It also runs the older "
+        "games without trouble, which matters to me.",
+        "You might look at the other card, but I heard its drivers are buggy."]
+    lines = ["The county opened twelve village service stations this year.",
+             "Farmers now sell walnuts and honey online through them.",
+             "A courier collects the parcels every afternoon, and the town market is quieter."]
+    assert clean_article("\n".join(lines)) == lines
+
+
 def test_lowercase_paragraph_after_full_stop_stays_separate() -> None:
     paragraphs = seed_paragraphs("000")
     assert any(p.startswith("talks, Hao Peng and his party") for p in paragraphs)
