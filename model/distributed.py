@@ -1,9 +1,9 @@
 """Scale out on Ray Data: tag a large corpus with a saved model folder, and embed a training corpus on a cluster.
 
 Ray is an optional extra (pip install -e '.[ray]'); it is imported inside the functions, so `import model` works
-without it. Each actor holds one model and one thread (OpenVINO's, ONNX Runtime's or torch's); Ray Data streams blocks through
-the actor pool with backpressure, retries a task whose actor died, and reads and writes Parquet locally or in object
-storage."""
+without it. Each actor holds one model and one thread (OpenVINO's, ONNX Runtime's or torch's); Ray Data streams
+blocks through the actor pool with backpressure, retries a task whose actor died, and reads and writes Parquet
+locally or in object storage."""
 
 from __future__ import annotations
 
