@@ -130,8 +130,10 @@ class ThemeClassifier(BaseEstimator):
     def _fit_themes(self, X, targets: np.ndarray, mask: np.ndarray) -> None:
         """One logistic fit and its calibration per theme, each on one BLAS thread (lbfgs's many small vector steps
         gain nothing from BLAS threads, and on 2 busy cores OpenBLAS's threads made the seeds' 40 fits take 4-20 s,
-        not 0.7), the themes side by side on the machine's cores instead. Each theme's fit depends on its own rows
-        and the seed alone, so the coefficients are the same to the bit however many run at once."""
+        not 0.7), side by side on the machine's cores instead: every theme's fit and each of its calibration's fold
+        fits is a task of its own, so that five themes on two cores do not leave one core waiting while the last
+        theme fits alone. Each fit depends on its own rows and the seed alone, so the coefficients are the same to
+        the bit however many run at once."""
         jobs = []
         for k in range(targets.shape[1]):
             rows = np.flatnonzero(mask[:, k])
@@ -140,18 +142,28 @@ class ThemeClassifier(BaseEstimator):
                 log.warning("theme %d has %d positive and %d negative training paragraphs: left untrained",
                             k, int(y.sum()), int((~y).sum()))
                 continue
-            jobs.append((k, rows, y))
+            jobs.append((k, rows, y, self._calibration_folds(rows, y)))
         if not jobs:
             return
-        fitted = Parallel(n_jobs=min(len(jobs), cpu_count()), prefer="threads")(
-            delayed(self._fit_theme)(X[rows], y) for _, rows, y in jobs)
-        for (k, _, _), (coef, intercept, calibration) in zip(jobs, fitted):
-            self.coef_[k], self.intercept_[k], self.calibration_[k] = coef, intercept, calibration
+        # (rows to fit on, their labels, rows to score out of fold or None for the theme's own model)
+        tasks = [task for _, rows, y, folds in jobs
+                 for task in [(rows, y, None), *((f[:3] for f in folds[1]) if folds else [])]]
+        done = iter(Parallel(n_jobs=min(len(tasks), cpu_count()), prefer="threads")(
+            delayed(self._fit_rows)(X, rows, y, score) for rows, y, score in tasks))
+        for k, _, _, folds in jobs:
+            self.coef_[k], self.intercept_[k] = next(done)
+            self.calibration_[k] = _identity(1)[0]
+            if folds is not None:
+                y, z = folds[0], np.zeros(len(folds[0]))
+                for *_, test in folds[1]:
+                    z[test] = next(done)
+                self.calibration_[k] = _platt(z, y)
             self.trained_[k] = True
 
-    def _fit_theme(self, X, y: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
-        model = self._model(len(y)).fit(X, y)
-        return model.coef_.ravel(), model.intercept_[0], self._calibration(X, y)
+    def _fit_rows(self, X, rows: np.ndarray, y: np.ndarray, score: np.ndarray | None):
+        """The logistic fit on X's `rows`: its (coefficients, intercept), or its raw scores of the rows `score`."""
+        model = self._model(len(y)).fit(X[rows], y)
+        return (model.coef_.ravel(), model.intercept_[0]) if score is None else model.decision_function(X[score])
 
     def _model(self, n_rows: int):
         """Logistic regression with inverse regularisation C, fitted exactly (lbfgs) on a small training set and by
@@ -165,28 +177,26 @@ class ThemeClassifier(BaseEstimator):
             return LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state)
         return SGDClassifier(loss="log_loss", alpha=1.0 / (self.C * n_rows), random_state=self.random_state)
 
-    def _calibration(self, X, y: np.ndarray) -> np.ndarray:
-        """Platt scaling (a, b): P(theme) = sigmoid(a * z + b) for the model's raw score z, fitted on out-of-fold
-        scores, so that a score says how often a paragraph scored like this carries the theme (identity if too few).
+    def _calibration_folds(self, rows: np.ndarray, y: np.ndarray):
+        """The folds whose out-of-fold scores calibrate a theme: (labels, [(train rows, their labels, test rows, the
+        test rows' places among the labels), ...]), or None where too few rows leave the fit uncalibrated.
 
+        Platt scaling (a, b): P(theme) = sigmoid(a * z + b) for the model's raw score z, fitted on out-of-fold
+        scores, so that a score says how often a paragraph scored like this carries the theme (identity if too few).
         A logistic fit on a clean training set is sure of everything (scores of 0.99+ or 0.001); the folds show how
         sure it may be on text it did not learn from. With calibrated scores one cut serves every theme: 0.5, more
         likely than not (mission dev paragraphs, 3 seeds: macro-F1 0.777 -> 0.801 against the earlier rule, the
         lowest cut within one bootstrap standard error of the best out-of-fold F1 on a grid of 0.1-0.8)."""
-        identity = _identity(1)[0]
         if len(y) > CALIBRATION_SAMPLE:  # a few thousand rows fix two numbers well; the folds' fits would dominate
             keep = np.random.RandomState(self.random_state).choice(len(y), CALIBRATION_SAMPLE, replace=False)
-            X, y = X[keep], y[keep]
+            rows, y = rows[keep], y[keep]
         folds = min(3, int(y.sum()), int((~y).sum()))
         if folds < 2:
-            return identity
-        z = np.zeros(len(y))
-        for train, test in StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(X, y):
-            if y[train].all() or not y[train].any():
-                return identity
-            z[test] = self._model(len(train)).fit(X[train], y[train]).decision_function(X[test])
-        platt = LogisticRegression(C=1e4).fit(z[:, None], y)
-        return np.array([platt.coef_[0, 0], platt.intercept_[0]], dtype=np.float32)
+            return None
+        split = list(StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(rows, y))
+        if any(y[train].all() or not y[train].any() for train, _ in split):
+            return None
+        return y, [(rows[train], y[train], rows[test], test) for train, test in split]
 
     # -- scoring ----------------------------------------------------------------------------------------------
     def predict_proba(self, embeddings: np.ndarray, texts: list[str]) -> np.ndarray:
@@ -266,6 +276,12 @@ def _stack(embeddings: np.ndarray, anchors: np.ndarray, anchor_scale: float, nam
     if words is None:
         return dense
     return sp.hstack([sp.csr_matrix(dense), words * tfidf_weight], format="csr")
+
+
+def _platt(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Platt's (a, b) for raw scores z against labels y."""
+    platt = LogisticRegression(C=1e4).fit(z[:, None], y)
+    return np.array([platt.coef_[0, 0], platt.intercept_[0]], dtype=np.float32)
 
 
 def _identity(k_count: int) -> np.ndarray:
