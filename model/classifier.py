@@ -146,18 +146,22 @@ class ThemeClassifier(BaseEstimator):
         if not jobs:
             return
         # (rows to fit on, their labels, rows to score out of fold or None for the theme's own model)
-        tasks = [task for _, rows, y, folds in jobs
-                 for task in [(rows, y, None), *((f[:3] for f in folds[1]) if folds else [])]]
+        tasks = []
+        for _, rows, y, folds in jobs:
+            tasks.append((rows, y, None))
+            if folds is not None:
+                tasks += [(train, train_y, test) for train, train_y, test, _ in folds[1]]
         done = iter(Parallel(n_jobs=min(len(tasks), cpu_count()), prefer="threads")(
             delayed(self._fit_rows)(X, rows, y, score) for rows, y, score in tasks))
         for k, _, _, folds in jobs:
             self.coef_[k], self.intercept_[k] = next(done)
             self.calibration_[k] = _identity(1)[0]
             if folds is not None:
-                y, z = folds[0], np.zeros(len(folds[0]))
-                for *_, test in folds[1]:
-                    z[test] = next(done)
-                self.calibration_[k] = _platt(z, y)
+                labels, splits = folds
+                z = np.zeros(len(labels))
+                for *_, places in splits:
+                    z[places] = next(done)
+                self.calibration_[k] = _platt(z, labels)
             self.trained_[k] = True
 
     def _fit_rows(self, X, rows: np.ndarray, y: np.ndarray, score: np.ndarray | None):
