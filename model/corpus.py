@@ -246,19 +246,64 @@ def _is_link_item(line: str) -> bool:
     return _n_words(line) < _BOILERPLATE_MAX_WORDS and bool(words) and capitalised >= 0.6 * len(words)
 
 
+# E-mail and newsgroup messages (RFC 5322 / RFC 1036): a header of "Field: value" lines before the first blank
+# line, reply quoting ("> ") under an attribution line ("... writes:"), and a signature under a "-- " line.
+_HEADER_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9-]*:(\s.*)?")
+_MESSAGE_FIELDS = ("from", "subject", "newsgroups", "message-id")   # one of them makes a header a message's
+_REPLY_PREFIX = re.compile(r"((re|fwd?|aw)\s*:\s*)+", re.IGNORECASE)
+_QUOTE_MARKS = re.compile(r"(>\s?)+")
+_ATTRIBUTION = re.compile(r".*\b(writes|wrote|said)\s*:", re.IGNORECASE)
+_SIGNATURE_DELIMITER = "-- "     # RFC 3676, 4.3; a bare "--" (trailing space lost) is taken before a short block:
+_SHORT_SIGNATURE_LINES = 4       # the four lines Usenet etiquette allowed a signature
+
+
+def _strip_message(text: str) -> str:
+    """A message's text without its header (but for its subject, kept as a title line) and its signature.
+
+    Text that does not open with a message header is left as it is, but for a signature delimiter: a news page
+    keeps any line of dashes that is not one."""
+    lines = text.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    header = lines[start:end]
+    fields = [line.split(":", 1) for line in header if _HEADER_FIELD.fullmatch(line)]
+    if (len(header) >= 2 and all(_HEADER_FIELD.fullmatch(line) or line[:1].isspace() for line in header)
+            and any(name.strip().lower() in _MESSAGE_FIELDS for name, _ in fields)):
+        subject = [_REPLY_PREFIX.sub("", value).strip() for name, value in fields if name.lower() == "subject"]
+        lines = [s for s in subject[:1] if s] + lines[end:]
+    last = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].rstrip() == "--"), None)
+    if last is not None and (lines[last] == _SIGNATURE_DELIMITER
+                             or sum(1 for line in lines[last + 1:] if line.strip()) <= _SHORT_SIGNATURE_LINES):
+        lines = lines[:last]
+    return "\n".join(lines)
+
+
 def _blocks(text: str) -> list[list[str]]:
-    """Blank-line separated blocks of normalised lines, with boilerplate lines blanked out."""
+    """Blank-line separated blocks of normalised lines, with boilerplate lines blanked out.
+
+    Quoted lines of a reply ("> ...") lose their marks and form blocks of their own, and the attribution line
+    above them ("In article <...> Bob writes:") goes."""
     blocks: list[list[str]] = [[]]
-    in_link_list = False
-    for raw in text.splitlines():
+    in_link_list = was_quoted = False
+    raw_lines = text.splitlines()
+    for n, raw in enumerate(raw_lines):
         line = " ".join(raw.split())
         if in_link_list:
             if not line or _is_link_item(line):
                 continue
             in_link_list = False
+        quoted = bool(_QUOTE_MARKS.match(line))
+        if quoted != was_quoted and blocks[-1]:
+            blocks.append([])   # where quoting starts or stops, a paragraph does
+        was_quoted = quoted
+        if quoted:
+            line = _QUOTE_MARKS.sub("", line, count=1)
         if _RELATED_HEADING.fullmatch(line):
             in_link_list, line = True, ""
         elif not _HAS_ALNUM.search(line) or _is_boilerplate(line):
+            line = ""
+        elif (not quoted and _ATTRIBUTION.fullmatch(line) and n + 1 < len(raw_lines)
+              and _QUOTE_MARKS.match(raw_lines[n + 1].lstrip())):
             line = ""
         if line:
             blocks[-1].append(line)
@@ -305,7 +350,7 @@ def _is_heading(text: str, questions: bool = True) -> bool:
 
 def clean_article(text: str) -> list[str]:
     """Turn raw scraped article text into clean paragraphs (before length splitting)."""
-    units = _units(_blocks(_unix_newlines(text)))
+    units = _units(_blocks(_strip_message(_unix_newlines(text))))
     paragraphs: list[str] = []
     headings: list[str] = []
     carry = ""  # text cut mid-sentence, waiting for the rest

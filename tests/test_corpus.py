@@ -176,6 +176,55 @@ def test_a_hard_wrapped_paragraph_stays_whole_where_a_line_happens_to_end_a_sent
     assert clean_article("\n".join(lines)) == lines
 
 
+
+POST = """From: lee@physics.example.edu (Pat Lee)
+Subject: Re: Re: Cheap telescope for a beginner?
+Organization: Example University, Department of Physics
+Lines: 17
+NNTP-Posting-Host: physics.example.edu
+
+In article <12345@news.example.com> sam@example.com (Sam Roe) writes:
+> I would like to buy my first telescope for looking at the moon
+> and the planets. What should I get for under two hundred dollars?
+
+A small refractor on a sturdy mount is the usual advice. Spend the
+money on the mount rather than on magnification.
+>> And what about the big reflectors?
+They are bulky, and a beginner rarely takes them out.
+
+-- 
+Pat Lee, Dept. of Physics    "Opinions my own, not my employer's."
+"""
+
+
+def test_a_message_keeps_its_subject_and_its_words_but_not_its_header_quote_marks_or_signature() -> None:
+    """E-mail and newsgroup posts: the header's fields and the signature are not the post's content (the
+    organisation line names a physics department, the signature a joke); the subject is its title, and the quoted
+    question is part of what the post is about, without its marks and its attribution line."""
+    assert clean_article(POST) == [
+        "Cheap telescope for a beginner? I would like to buy my first telescope for looking at the moon and the "
+        "planets. What should I get for under two hundred dollars?",
+        "A small refractor on a sturdy mount is the usual advice. Spend the money on the mount rather than on "
+        "magnification.",
+        "And what about the big reflectors? They are bulky, and a beginner rarely takes them out."]
+    # Without the header, the same paragraphs but the title; a bare "--" ends the text only before a short signature (four lines).
+    body = POST.split("\n\n", 1)[1]
+    assert clean_article(body) == [clean_article(POST)[0].removeprefix("Cheap telescope for a beginner? "),
+                                   *clean_article(POST)[1:]]
+    page = "The council met on Monday.\n--\n" + "\n\n".join(f"Item {i} of the agenda was passed." for i in range(5))
+    assert len(clean_article(page)) == 6
+    assert clean_article(page.replace("\n\nItem 4 of the agenda was passed.", "")) == ["The council met on Monday."]
+
+
+def test_a_news_article_that_opens_with_a_dateline_or_a_source_is_no_message() -> None:
+    """Only a first block made of header fields, one of them a message's (From, Subject, Newsgroups, Message-ID),
+    is a header: a news article that opens with its source and date keeps them as it did (the source line is a
+    credit, dropped as before)."""
+    article = "Source: Xinhua\nDate: 2020-05-01\n\nThe province signed an agreement on cloud computing."
+    assert clean_article(article) == ["Date: 2020-05-01. The province signed an agreement on cloud computing."]
+    article = "Summary: what the two sides agreed\nThe province signed an agreement on cloud computing."
+    assert clean_article(article)[0].startswith("Summary: what the two sides agreed")
+
 def test_lowercase_paragraph_after_full_stop_stays_separate() -> None:
     paragraphs = seed_paragraphs("000")
     assert any(p.startswith("talks, Hao Peng and his party") for p in paragraphs)
