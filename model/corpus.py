@@ -248,9 +248,9 @@ def _is_link_item(line: str) -> bool:
 
 # E-mail and newsgroup messages (RFC 5322 / RFC 1036): a header of "Field: value" lines before the first blank
 # line, reply quoting ("> ") under an attribution line ("... writes:"), and a signature under a "-- " line.
-_HEADER_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9-]*:(\s.*)?")
+_HEADER_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9-]*:.*")
 _MESSAGE_FIELDS = ("from", "subject", "newsgroups", "message-id")   # one of them makes a header a message's
-_REPLY_PREFIX = re.compile(r"((re|fwd?|aw)\s*:\s*)+", re.IGNORECASE)
+_REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw)\s*:\s*)+", re.IGNORECASE)
 _QUOTE_MARKS = re.compile(r"(>\s?)+")
 _ATTRIBUTION = re.compile(r".*\b(writes|wrote|said)\s*:", re.IGNORECASE)
 _SIGNATURE_DELIMITER = "-- "     # RFC 3676, 4.3; a bare "--" (trailing space lost) is taken before a short block:

@@ -211,6 +211,8 @@ def test_a_message_keeps_its_subject_and_its_words_but_not_its_header_quote_mark
     body = POST.split("\n\n", 1)[1]
     assert clean_article(body) == [clean_article(POST)[0].removeprefix("Cheap telescope for a beginner? "),
                                    *clean_article(POST)[1:]]
+    reply = POST.replace("Subject: Re: Re: Cheap telescope for a beginner?", "Subject: Re: Software: a star chart?")
+    assert clean_article(reply)[0].startswith("Software: a star chart? I would like to buy")
     page = "The council met on Monday.\n--\n" + "\n\n".join(f"Item {i} of the agenda was passed." for i in range(5))
     assert len(clean_article(page)) == 6
     assert clean_article(page.replace("\n\nItem 4 of the agenda was passed.", "")) == ["The council met on Monday."]
