@@ -257,17 +257,17 @@ _SIGNATURE_DELIMITER = "-- "     # RFC 3676, 4.3; a bare "--" (trailing space lo
 _SHORT_SIGNATURE_LINES = 4       # the four lines Usenet etiquette allowed a signature
 
 
-def _strip_message(text: str) -> str:
-    """A message's text without its header (but for its subject, kept as a title line) and its signature.
+def _strip_message(lines: list[str]) -> list[str]:
+    """A message's lines without its header (but for its subject, kept as a title line) and its signature.
 
     Text that does not open with a message header is left as it is, but for a signature delimiter: a news page
     keeps any line of dashes that is not one."""
-    lines = text.split("\n")
     start = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
     end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
     header = lines[start:end]
     fields = [line.split(":", 1) for line in header if _HEADER_FIELD.fullmatch(line)]
-    if (len(header) >= 2 and all(_HEADER_FIELD.fullmatch(line) or line[:1].isspace() for line in header)
+    folded = sum(1 for line in header if line[:1].isspace())   # a field's continuation lines
+    if (len(header) >= 2 and len(fields) + folded == len(header)
             and any(name.strip().lower() in _MESSAGE_FIELDS for name, _ in fields)):
         subject = [_REPLY_PREFIX.sub("", value).strip() for name, value in fields if name.lower() == "subject"]
         lines = [s for s in subject[:1] if s] + lines[end:]
@@ -275,24 +275,24 @@ def _strip_message(text: str) -> str:
     if last is not None and (lines[last] == _SIGNATURE_DELIMITER
                              or sum(1 for line in lines[last + 1:] if line.strip()) <= _SHORT_SIGNATURE_LINES):
         lines = lines[:last]
-    return "\n".join(lines)
+    return lines
 
 
-def _blocks(text: str) -> list[list[str]]:
+def _blocks(raw_lines: list[str]) -> list[list[str]]:
     """Blank-line separated blocks of normalised lines, with boilerplate lines blanked out.
 
     Quoted lines of a reply ("> ...") lose their marks and form blocks of their own, and the attribution line
     above them ("In article <...> Bob writes:") goes."""
     blocks: list[list[str]] = [[]]
     in_link_list = was_quoted = False
-    raw_lines = text.splitlines()
+    quoted_at = [raw.lstrip().startswith(">") for raw in raw_lines] + [False]
     for n, raw in enumerate(raw_lines):
         line = " ".join(raw.split())
         if in_link_list:
             if not line or _is_link_item(line):
                 continue
             in_link_list = False
-        quoted = bool(_QUOTE_MARKS.match(line))
+        quoted = quoted_at[n]
         if quoted != was_quoted and blocks[-1]:
             blocks.append([])   # where quoting starts or stops, a paragraph does
         was_quoted = quoted
@@ -302,8 +302,7 @@ def _blocks(text: str) -> list[list[str]]:
             in_link_list, line = True, ""
         elif not _HAS_ALNUM.search(line) or _is_boilerplate(line):
             line = ""
-        elif (not quoted and _ATTRIBUTION.fullmatch(line) and n + 1 < len(raw_lines)
-              and _QUOTE_MARKS.match(raw_lines[n + 1].lstrip())):
+        elif not quoted and quoted_at[n + 1] and _ATTRIBUTION.fullmatch(line):
             line = ""
         if line:
             blocks[-1].append(line)
@@ -350,7 +349,7 @@ def _is_heading(text: str, questions: bool = True) -> bool:
 
 def clean_article(text: str) -> list[str]:
     """Turn raw scraped article text into clean paragraphs (before length splitting)."""
-    units = _units(_blocks(_strip_message(_unix_newlines(text))))
+    units = _units(_blocks(_strip_message(_unix_newlines(text).splitlines())))
     paragraphs: list[str] = []
     headings: list[str] = []
     carry = ""  # text cut mid-sentence, waiting for the rest
