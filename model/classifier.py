@@ -263,7 +263,8 @@ class ThemeClassifier(BaseEstimator):
         words = 0 if clf.vectorizer_ is None else len(meta["vocabulary"])
         k_count = len(clf.coef_)
         if (clf.coef_.ndim != 2 or clf.anchors_.ndim != 2 or len(clf.anchors_) != k_count
-                or len(clf.intercept_) != k_count or len(clf.thresholds_) != k_count
+                or clf.intercept_.shape != (k_count,) or clf.thresholds_.shape != (k_count,)
+                or clf.trained_.shape != (k_count,) or np.shape(clf.calibration_) != (k_count, 2)
                 or clf.coef_.shape[1] != clf.anchors_.shape[1] + k_count * (1 + (clf.keywords_ is not None)) + words
                 or (clf.keywords_ is not None and len(clf.keywords_) != k_count)):
             raise ValueError("classifier arrays do not fit together")

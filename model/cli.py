@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -107,13 +108,13 @@ def run_tag(args: argparse.Namespace) -> int:
     from . import ThemeTagger, UserInputError
     from .tagfile import output_format, tag_file
 
+    if args.batch_size < 1:
+        raise UserInputError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.ray is not None:
         return _run_tag_on_ray(args)
     output_format(args.out)
     if Path(args.out).resolve() == Path(args.corpus).resolve():
         raise UserInputError(f"--out {args.out} is the corpus itself; write the table to another file")
-    if args.batch_size < 1:
-        raise UserInputError(f"--batch-size must be at least 1, got {args.batch_size}")
     tagger = ThemeTagger.load(args.model, embedding_model=args.embedding_model)
     start = time.perf_counter()
     rows = tag_file(tagger, args.corpus, args.out, batch_size=args.batch_size, progress=not args.quiet)
@@ -156,9 +157,11 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from . import ThemeTagger
+    from . import ThemeTagger, UserInputError
     from .evaluate import cosine_baseline, evaluate, format_report
 
+    if args.json and args.json != "-":
+        _check_writable(Path(args.json), "--json")   # before the evaluation, not after it
     tagger = ThemeTagger.load(args.model, embedding_model=args.embedding_model)
     figures = evaluate(tagger, args.data, progress=not args.quiet)
     if args.cosine_baseline:
@@ -173,9 +176,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
               f"micro-F1 {base['micro_f1']:.3f}   macro-F1 {base['macro_f1']:.3f}" +
               (f"   accuracy {base['accuracy']:.3f}" if "accuracy" in base else ""))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(figures, fh, indent=2)
+        try:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump(figures, fh, indent=2)
+        except OSError as exc:
+            raise UserInputError(f"--json {args.json}: cannot write it ({exc.strerror or exc})") from None
     return 0
+
+
+def _check_writable(path: Path, flag: str) -> None:
+    from .errors import UserInputError
+
+    folder = path.parent
+    if path.is_dir():
+        raise UserInputError(f"{flag} {path} is a folder; give a file name")
+    if not folder.is_dir():
+        raise UserInputError(f"{flag} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserInputError(f"{flag} {path}: cannot write there")
 
 
 # ------------------------------------------------------------------------------------------------- report

@@ -14,11 +14,12 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -41,21 +42,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
 
+# A number must be finite (JSON lets NaN through, and a NaN weight makes every score NaN) and a phrase must hold
+# more than spaces (an empty keyword would match every text).
+_Finite = Annotated[float, Field(allow_inf_nan=False)]
+_Phrase = Annotated[str, Field(pattern=r"\S")]
+
+
 class _Theme(_Strict):
     id: str = Field(min_length=1)
     label: str
     description: str
-    keywords: list[str]
+    keywords: list[_Phrase]
     examples: list[str]
 
 
 class _Classifier(_Strict):
-    C: float
-    tfidf_weight: float
-    anchor_weight: float
+    C: _Finite
+    tfidf_weight: _Finite
+    anchor_weight: _Finite
     max_features: int | None
     random_state: int | None
-    keywords: list[list[str]] | None = None   # models saved before keyword features have none
+    keywords: list[list[_Phrase]] | None = None   # models saved before keyword features have none
 
 
 class _EmbeddingModel(_Strict):
@@ -68,7 +75,7 @@ class ConfigSchema(_Strict):
     format: Literal["theme-tagger"]
     format_version: int = Field(ge=1, le=FORMAT_VERSION)
     themes: list[_Theme] = Field(min_length=1)
-    thresholds: dict[str, float] = {}
+    thresholds: dict[str, _Finite] = {}
     classifier: _Classifier
     embedding_model: _EmbeddingModel
     versions: dict[str, str | None] = {}
@@ -91,7 +98,8 @@ def config_problems(config) -> list[str]:
         problems = [f"{'.'.join(str(part) for part in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()]
     else:
         problems = []
-    ids = [t.get("id") for t in config.get("themes") or [] if isinstance(t, dict)]
+    themes = config.get("themes")
+    ids = [t.get("id") for t in themes if isinstance(t, dict)] if isinstance(themes, list) else []
     if len(ids) != len(set(map(str, ids))):
         problems.append("themes: a theme id appears twice")
     return problems
@@ -183,9 +191,10 @@ def check_output_dir(path: Path) -> None:
 
 def _leftovers(path: Path, kind: str) -> list[Path]:
     """Hidden folders of earlier saves into `path`: kind "tmp" (being written) or "old" (the model being replaced)."""
-    prefix = f".{path.name}.{kind}-"
+    # The whole name: a save of model "a.old-1" leaves ".a.old-1.old-PID", which is not one of model "a"'s.
+    name = re.compile(rf"\.{re.escape(path.name)}\.{kind}-\d+")
     try:
-        found = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.is_dir()]
+        found = [p for p in path.parent.iterdir() if name.fullmatch(p.name) and p.is_dir()]
     except OSError:
         return []
     return sorted(found, key=lambda p: p.stat().st_mtime)

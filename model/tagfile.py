@@ -60,12 +60,17 @@ class RowWriter:
         self._fh = self._csv = self._parquet = None
 
     def __enter__(self) -> RowWriter:
-        if self.format == ".parquet":
-            import pyarrow.parquet as pq
+        try:
+            if self.format == ".parquet":
+                import pyarrow.parquet as pq
 
-            self._parquet = pq.ParquetWriter(self.tmp, _arrow_schema(self.themes))
-        else:
-            self._fh = open(self.tmp, "w", encoding="utf-8", newline="")
+                self._parquet = pq.ParquetWriter(self.tmp, _arrow_schema(self.themes))
+            else:
+                self._fh = open(self.tmp, "w", encoding="utf-8", newline="")
+        except OSError as exc:   # a read-only folder, a name too long once the temporary prefix is added, ...
+            raise UserInputError(f"output {self.path}: cannot write {self.tmp.name} in {self.path.parent} "
+                                 f"({exc.strerror or exc})") from None
+        if self._fh is not None:
             if self.format == ".csv":
                 self._csv = csv.writer(self._fh, lineterminator="\n")
                 self._csv.writerow(self.columns)

@@ -39,6 +39,12 @@ def installed_versions() -> dict[str, str | None]:
     return out
 
 
+def check_batch_size(batch_size) -> None:
+    """A batch is a whole number of articles, at least one (0 would tag nothing, and say nothing about it)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise UserInputError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+
+
 @dataclass
 class ParagraphTags:
     text: str
@@ -106,6 +112,7 @@ class ThemeTagger:
         memory stays flat however many articles stream through."""
         if isinstance(texts, str):
             raise TypeError("tag_many() takes a list of articles; use tag() for one string")
+        check_batch_size(batch_size)
         stream = self._tag_stream(texts, batch_size, progress)
         return list(stream) if isinstance(texts, (list, tuple)) else stream
 
@@ -130,8 +137,16 @@ class ThemeTagger:
         articles = [Article(str(i), t) for i, t in enumerate(texts)]
         paragraphs = paragraphs_of(articles, max_words=self.embedder.max_words, warn_empty=False)
         para_texts = [p.text for p in paragraphs]
-        scores = (self.classifier.predict_proba(self.embedder.encode(para_texts), para_texts)
-                  if para_texts else np.zeros((0, len(self.themes)), dtype=np.float32))
+        scores = np.zeros((0, len(self.themes)), dtype=np.float32)
+        if para_texts:
+            vectors = self.embedder.encode(para_texts)
+            trained_on = self.classifier.anchors_.shape[1]
+            if vectors.ndim != 2 or vectors.shape[1] != trained_on:   # another embedder, named at load
+                raise UserInputError(
+                    f"the embedding model {self.embedder.spec!r} gives vectors of {vectors.shape[-1]} numbers, but "
+                    f"this model was trained on vectors of {trained_on}: tag with the embedding model it was trained "
+                    "with")
+            scores = self.classifier.predict_proba(vectors, para_texts)
         per_article: list[list[int]] = [[] for _ in texts]
         for row, p in enumerate(paragraphs):
             per_article[int(p.article_id)].append(row)
@@ -226,8 +241,9 @@ def _read_classifier(path: Path, meta: dict) -> ThemeClassifier:
     with np.load(path / WEIGHTS, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     for name, array in arrays.items():
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-            raise ValueError(f"{WEIGHTS}: array {name!r} holds {array.dtype}, not numbers")
+        if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+                or array.dtype == bool):
+            raise ValueError(f"{WEIGHTS}: array {name!r} holds {array.dtype}, not real numbers")
         if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
             raise ValueError(f"{WEIGHTS}: array {name!r} holds NaN or infinite values")
     vocabulary = json.loads((path / VOCABULARY).read_text(encoding="utf-8"))

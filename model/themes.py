@@ -54,9 +54,23 @@ def keyword_hits(texts: list[str], keywords: list[tuple[str, ...]] | list[list[s
         if not words:
             continue
         lowered = lowered if lowered is not None else [t.lower() for t in texts]
-        pattern = re.compile(r"\b(?:" + "|".join(_plural(w.lower()) for w in words) + r")\b")
+        pattern = re.compile("|".join(_whole(w.lower()) for w in words))
         hits[:, k] = [bool(pattern.search(t)) for t in lowered]
     return hits
+
+
+# Scripts written without spaces between words (Thai, kana, CJK ideographs): a phrase there is found inside a run.
+_UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def _whole(phrase: str) -> str:
+    """A regex for the phrase as whole words: no letter or digit may run on where its own edge is one ("city" is not
+    in "citywide"). An edge that is punctuation ("C++", ".NET", "U.S.") or in an unspaced script needs no guard."""
+    def guarded(ch: str) -> bool:
+        return (ch.isalnum() or ch == "_") and not _UNSPACED.match(ch)
+
+    return ((r"(?<!\w)" if guarded(phrase[0]) else "") + _plural(phrase)
+            + (r"(?!\w)" if guarded(phrase[-1]) else ""))
 
 
 def _plural(phrase: str) -> str:
@@ -93,6 +107,9 @@ def parse_themes(text: str, source: str = "theme file") -> list[Theme]:
             raise UserInputError(f"{source}: a theme has an empty id")
         if not _ID.match(theme_id):
             raise UserInputError(f"{where}: an id may not start or end with spaces or hold control characters")
+        if ";" in theme_id:   # the tag command's CSV joins an article's themes with ";"
+            raise UserInputError(f"{where}: an id may not hold ';' (it separates themes in tables); use the label "
+                                 "for free text")
         if not isinstance(table, dict):
             raise UserInputError(f"{where} must be a table, e.g. [{theme_id}] followed by description = \"...\"")
         unknown = sorted(set(table) - _KEYS)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 import evaluate as evaluate_cli
+import model.evaluate
 from model import UserInputError
 from model.evaluate import evaluate, read_labelled, score
 
@@ -61,6 +63,14 @@ def test_evaluate_scores_the_tagger_on_held_out_articles(trained, synthetic, tmp
     assert set(figures["per_theme"]) == set(trained.tagger.themes)
     assert sum(m["support"] for m in figures["per_theme"].values()) == sum(1 for t, _ in synthetic.heldout if t)
     assert figures["macro_f1"] >= 0.6   # the synthetic themes are easy; a broken tagger or scorer falls far below
+
+
+def test_cli_checks_where_the_json_goes_before_evaluating(trained, tmp_path, capsys, monkeypatch) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": "x", "label": "a"}])
+    monkeypatch.setattr(model.evaluate, "evaluate", lambda *a, **k: pytest.fail("evaluated before the check"))
+    assert evaluate_cli.main([str(trained.out), data, "--json", str(tmp_path / "no-folder" / "f.json"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.match(r"error: --json .*f\.json: the folder .*no-folder does not exist", err[0])
 
 
 def test_cli_reports_a_missing_model_in_one_line(tmp_path, capsys) -> None:

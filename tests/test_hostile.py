@@ -335,6 +335,15 @@ def _npz_nan(path):
     np.savez(path / "classifier.npz", **arrays)
 
 
+def _npz_array(name, change):
+    def damage(path):
+        with np.load(path / "classifier.npz") as npz:
+            arrays = dict(npz)
+        arrays[name] = change(arrays[name])
+        np.savez(path / "classifier.npz", **arrays)
+    return damage
+
+
 def _vocabulary(value):
     return lambda path: (path / "vocabulary.json").write_text(json.dumps(value), encoding="utf-8")
 
@@ -350,8 +359,14 @@ def _config(change):
 
 DAMAGE = [
     ("npz-member-not-npy", _npz_member_not_npy, r"damaged"),
-    ("npz-text-array", _npz_text_array, r"array 'thresholds' holds <U1, not numbers"),
+    ("npz-text-array", _npz_text_array, r"array 'thresholds' holds <U1, not real numbers"),
+    ("npz-complex-array", _npz_array("coef", lambda a: a.astype(complex)), r"array 'coef' holds complex128, not real"),
     ("npz-nan", _npz_nan, r"array 'coef' holds NaN"),
+    # Shapes that broadcast into wrong scores, or one theme's calibration used for all, instead of failing.
+    ("npz-calibration-flat", _npz_array("calibration", lambda a: a[:, 0]), r"arrays do not fit together"),
+    ("npz-calibration-one-row", _npz_array("calibration", lambda a: a[:1]), r"arrays do not fit together"),
+    ("npz-intercept-column", _npz_array("intercept", lambda a: a[:, None]), r"arrays do not fit together"),
+    ("npz-thresholds-column", _npz_array("thresholds", lambda a: a[:, None]), r"arrays do not fit together"),
     ("vocabulary-not-a-list", _vocabulary({"a": 1}), r"vocabulary\.json is not a list of words"),
     ("vocabulary-word-twice", _vocabulary_twice, r"lists a word twice"),
     ("vocabulary-too-short", _vocabulary(["apples"]), r"1 words but classifier\.npz no idf array"),
@@ -364,6 +379,11 @@ DAMAGE = [
     ("theme-id-twice", _config(lambda c: c["themes"][1].update(id=c["themes"][0]["id"])), r"a theme id appears twice"),
     ("no-themes", _config(lambda c: c.update(themes=[])), r"themes: List should have at least 1 item"),
     ("classifier-C-text", _config(lambda c: c["classifier"].update(C="3")), r"classifier\.C: Input should be a valid"),
+    ("classifier-weight-nan", _config(lambda c: c["classifier"].update(tfidf_weight=float("nan"))),
+     r"classifier\.tfidf_weight: Input should be a finite number"),
+    ("classifier-keyword-empty", _config(lambda c: c["classifier"]["keywords"][0].append("")),
+     r"classifier\.keywords\.0\.\d+: String should match pattern"),
+    ("themes-not-a-list", _config(lambda c: c.update(themes=5)), r"themes: Input should be a valid list"),
     ("format-version-text", _config(lambda c: c.update(format_version="1")), r"format_version: Input should be"),
     ("two-problems-at-once", _config(lambda c: (c.pop("classifier"), c.update(versions=1))),
      r"classifier: Field required; versions: Input should be a valid dict"),
@@ -618,3 +638,13 @@ def test_load_cleans_up_after_a_dead_save(saved, fake_embedder) -> None:
     (saved.parent / ".model.tmp-12345").mkdir()   # a save killed while it wrote its folder
     tagger = ThemeTagger.load(saved, embedder=fake_embedder)
     assert tagger.themes and not (saved.parent / ".model.tmp-12345").exists()
+
+
+def test_load_leaves_another_models_leftovers_alone(saved, fake_embedder) -> None:
+    # The only copy of model "model.old-1", left by a save of it killed between its two renames: not "model"'s.
+    other = saved.parent / ".model.old-1.old-999"
+    shutil.copytree(saved, other)
+    (saved.parent / ".model.old-12345").mkdir()   # "model"'s own, which a load clears up
+    ThemeTagger.load(saved, embedder=fake_embedder)
+    assert other.is_dir() and not (saved.parent / ".model.old-12345").exists()
+    assert ThemeTagger.load(saved.parent / "model.old-1", embedder=fake_embedder).themes   # restored, not lost

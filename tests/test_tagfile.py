@@ -166,6 +166,10 @@ def test_tag_command_shows_articles_per_second(trained, corpus, tmp_path, capsys
     (["{model}", "{tmp}/nope.jsonl", "-o", "{tmp}/t.csv"], r"corpus path .*nope\.jsonl does not exist"),
     (["{model}", "{corpus}", "-o", "{corpus}"], r"is the corpus itself"),
     (["{model}", "{corpus}", "-o", "{tmp}/t.csv", "--batch-size", "0"], r"--batch-size must be at least 1"),
+    # checked before Ray starts (nothing starts it here: the check comes first)
+    (["{model}", "{corpus}", "-o", "{tmp}/t.csv", "--batch-size", "0", "--ray"], r"--batch-size must be at least 1"),
+    # a name the file system takes, but not with the temporary file's prefix and suffix around it
+    (["{model}", "{corpus}", "-o", "{tmp}/" + "t" * 248 + ".csv"], r"cannot write .*\(File name too long\)"),
 ])
 def test_tag_command_mistakes_give_one_error_line(argv, pattern, trained, corpus, tmp_path, capsys,
                                                  fake_loaded_embedder) -> None:

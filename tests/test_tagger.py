@@ -206,6 +206,21 @@ def test_tag_many_refuses_non_str_items(trained) -> None:
         trained.tagger.tag_many([FARM, 3])
 
 
+@pytest.mark.parametrize("size", [0, -1, 1.5, True])
+def test_tag_many_refuses_a_batch_of_no_articles(trained, size) -> None:
+    # 0 once tagged nothing and said nothing: an empty list back, an empty table from the tag command
+    with pytest.raises(UserInputError, match=r"batch_size must be a whole number of at least 1"):
+        trained.tagger.tag_many([FARM], batch_size=size)
+
+
+def test_an_embedder_of_another_size_is_a_clear_error(saved) -> None:
+    from conftest import HashEmbedder
+
+    tagger = ThemeTagger.load(saved, embedder=HashEmbedder(dim=32))   # the model was trained on 64 numbers
+    with pytest.raises(UserInputError, match=r"vectors of 32 numbers, but this model was trained on vectors of 64"):
+        tagger.tag(FARM)
+
+
 # ---------------------------------------------------------------------------------------------- save / load
 
 def test_saved_folder_contents(trained) -> None:

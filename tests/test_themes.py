@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from model import Theme, UserInputError, load_themes, parse_themes
+from model.themes import keyword_hits
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_THEMES = ROOT / "seeds" / "themes.toml"
@@ -80,6 +81,7 @@ def test_file_with_bom_is_accepted(tmp_path: Path) -> None:
                      r"\[a\].*`examples` must be a list of non-empty strings", id="examples-not-strings"),
         pytest.param('[a]\ndescription = "A."\nlabel = ""\n', r"\[a\].*`label` must be a non-empty string",
                      id="empty-label"),
+        pytest.param('["a;b"]\ndescription = "A."\n', r"\[a;b\].*may not hold ';'", id="separator-in-id"),
         pytest.param('description = "not in a table"\n', r"must be a table", id="not-a-table"),
         pytest.param("", r"defines no themes", id="empty-file"),
         pytest.param("# only a comment\n\n", r"defines no themes", id="comments-only"),
@@ -124,3 +126,17 @@ def test_user_input_error_is_a_value_error() -> None:
     # Library users can catch it as a ValueError; the CLI catches it by name.
     with pytest.raises(ValueError):
         parse_themes("")
+
+
+@pytest.mark.parametrize(("keyword", "text", "found"), [
+    ("smart city", "Plans for smart cities were shown.", True),
+    ("city", "A citywide plan.", False),                      # a letter runs on past the keyword's own letter
+    ("C++", "They write C++ code.", True),                    # an edge that is punctuation needs no word around it
+    ("U.S.", "The U.S. economy grew.", True),
+    (".NET", "The service is built on .NET today.", True),
+    ("5G", "5G base stations", True),
+    ("5G", "a 45G link", False),
+    ("智慧城市", "省政府建设智慧城市项目", True),                 # unspaced script: found inside a run of characters
+])
+def test_keywords_match_as_whole_phrases(keyword, text, found) -> None:
+    assert keyword_hits([text], [[keyword]])[0, 0] == found
