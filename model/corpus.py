@@ -83,8 +83,10 @@ def iter_corpus(path: str | os.PathLike) -> Iterator[Article]:
     if not path.exists():
         raise UserInputError(f"corpus path {path} does not exist")
     if path.is_dir():
-        # Dotfiles are skipped because editors and macOS leave binary "._x.txt" files behind.
-        files = sorted(p for p in path.glob("*.txt") if p.is_file() and not p.name.startswith("."))
+        # Dotfiles are skipped because editors and macOS leave binary "._x.txt" files behind. The suffix is matched
+        # in any case, as for a single file ("A.TXT" from Windows); sorting keeps the order the same on every system.
+        files = sorted(p for p in path.iterdir()
+                       if p.suffix.lower() == ".txt" and p.is_file() and not p.name.startswith("."))
         if not files:
             raise UserInputError(f"corpus folder {path} has no .txt files")
         articles: Iterator[Article] = (Article(p.stem, _read_text(p)) for p in files)
@@ -149,8 +151,12 @@ def _text_lines(path: Path, newline: str | None = None) -> Iterator[str]:
         raise UserInputError(f"cannot read {path}: {exc.strerror}") from None
 
 
+# A Windows file converted twice has "\r\r\n" line ends: a run of \r before \n is one line end, not a blank line.
+_CRLF = re.compile(r"\r+\n")
+
+
 def _unix_newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CRLF.sub("\n", text).replace("\r", "\n")
 
 
 def jsonl_rows(path: Path) -> Iterator[tuple[int, dict]]:
@@ -195,6 +201,9 @@ def _read_csv(path: Path) -> Iterator[Article]:
 
 # ---------------------------------------------------------------- cleaning
 
+_ENDS_SENTENCE = re.compile(r"[.!?…。！？][\"'”’»)\]」』】》]*$")
+_ENDS_QUESTION = re.compile(r"[?？][\"'”’»)\]」』】》]*$")
+
 # Every pattern must match a whole line, and only lines shorter than _BOILERPLATE_MAX_WORDS
 # are tested, so that real prose mentioning these words survives.
 _BOILERPLATE: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) for p in (
@@ -204,15 +213,22 @@ _BOILERPLATE: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) f
     r"required fields are marked\b.*",
     r"(post|submit) (a )?comment\W*|cancel reply\W*|\d+ (comments?|replies)\W*",
     r"save my name, e-?mail,? and website\b.*|notify me of (follow-up comments|new posts)\b.*",
-    # Link lines: the line is, or starts with, a URL or a scraped link token.
-    r"\S*(https?://|www\.).*|.*\?link=.*|geturls\b.*",
+    # Link lines: the line is, starts with or ends with a URL ("Read more: https://..."), or a scraped link token,
+    # or it is a markdown link ("[Title](url)", "- [Title](url)"); a URL inside a sentence leaves it alone.
+    r"\S*(https?://|www\.).*|.*(https?://|www\.)\S*|.*\?link=.*|geturls\b.*",
+    r"([-•*·]\s*)?\[[^\[\]]*\]\([^()]*\)",
     # Source / copyright footers: bracketed credits, bylines, reprint notices.
     r"\[[^\[\]]*\]|【[^【】]*】",
-    r"(source|editor|responsible editor|author|reporter|translator)s?\s*[:：].*|responsible editor\b.*",
+    # A credit names a person or outlet, and a name ends no sentence: "Reporter: Will the tax rise?" (an interview
+    # question) and "Sources: two officials said ... ." (a sentence) are prose.
+    rf"(source|editor|responsible editor|author|reporter|translator)s?\s*[:：](?!.*{_ENDS_SENTENCE.pattern}).*"
+    r"|responsible editor\b.*",
     r".*\b(copyright belongs to|all rights reserved|forward and share)\b.*",
     # A reprint notice asks something of the reader; a headline that reports a reprint is news.
     r".*\b(do not|don't|without|please)\b.*\breprint(ed|ing)?\b.*|.*\breprint(ed|ing)? (with|by) permission\b.*",
-    r"(copyright\s*)?(©|\(c\)).*",
+    # "(c)" is a copyright sign only after "Copyright" or before a year ("(c) 2020 Xinhua"); else it letters a list
+    # item ("(c) The minister shall publish ...").
+    r"(copyright\s*)?©.*|copyright\s*\(c\).*|\(c\)\s*\d{4}\b.*",
 ))
 _BOILERPLATE_MAX_WORDS = 30
 
@@ -221,9 +237,9 @@ _RELATED_HEADING = re.compile(
     r"[-|•*#>\s]*(((related|recommended|further|more) (reading|articles?|news|stories|posts|links))"
     r"|read more|see also|you may also like)\s*[:：]?", re.IGNORECASE)
 _LIST_MARK = re.compile(r"[-|•*·>]")
+# An item of a bulleted or numbered list ("- More buses", "2) Cheaper fares").
+_LIST_ITEM = re.compile(r"([-•*·]|\d{1,2}[.)])\s")
 _HAS_ALNUM = re.compile(r"[^\W_]")
-_ENDS_SENTENCE = re.compile(r"[.!?…。！？][\"'”’»)\]」』】》]*$")
-_ENDS_QUESTION = re.compile(r"[?？][\"'”’»)\]」』】》]*$")
 # A line ending like this is cut mid-sentence even if the next line starts with a capital.
 _MID_SENTENCE = re.compile(r"([,;，；、]|\b(and|or|but|of|the|to|in|with|for|a|an|by|on|at|from|as))$")
 _HEADING_MAX_WORDS = 20
@@ -250,24 +266,64 @@ def _is_link_item(line: str) -> bool:
 # line, reply quoting ("> ") under an attribution line ("... writes:"), and a signature under a "-- " line.
 _HEADER_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9-]*:.*")
 _MESSAGE_FIELDS = ("from", "subject", "newsgroups", "message-id")   # one of them makes a header a message's
+# A message saved from a mailbox (mbox) opens with an envelope line, "From alice@example.org Mon Apr  5 10:00:00
+# 1993": no colon after "From", a date with a time of day.
+_MBOX_FROM = re.compile(r"From \S+ .*\d:\d\d.*")
 _REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw)\s*:\s*)+", re.IGNORECASE)
 _QUOTE_MARKS = re.compile(r"(>\s?)+")
-_ATTRIBUTION = re.compile(r".*\b(writes|wrote|said)\s*:", re.IGNORECASE)
+# An attribution names the quoted message by address or date ("In article <...> bob@x.com (Bob) writes:", "On Tue,
+# 5 Apr 1993, Bob Smith wrote:"); a line of prose ending "said:" above a markdown blockquote does neither.
+_ATTRIBUTION = re.compile(r"(.*@|in article <|on .*\d).*\b(writes|wrote|said)\s*:", re.IGNORECASE)
+# PGP armour of a signed post (RFC 4880, 7): the opening line with its "Hash:" lines, and the signature block.
+_PGP_SIGNED, _PGP_HASH = "-----BEGIN PGP SIGNED MESSAGE-----", re.compile(r"Hash:.*")
+_PGP_SIGNATURE, _PGP_SIGNATURE_END = "-----BEGIN PGP SIGNATURE-----", "-----END PGP SIGNATURE-----"
 _SIGNATURE_DELIMITER = "-- "     # RFC 3676, 4.3; a bare "--" (trailing space lost) is taken before a short block:
 _SHORT_SIGNATURE_LINES = 4       # the four lines Usenet etiquette allowed a signature
 
 
+def _strip_pgp(lines: list[str]) -> list[str]:
+    """The lines without PGP armour: it is no part of what the post says."""
+    out: list[str] = []
+    armour = in_signature = False   # armour: the opening line or one of the "Hash:" lines under it
+    for line in lines:
+        text = line.strip()
+        armour = text == _PGP_SIGNED or (armour and bool(_PGP_HASH.fullmatch(text)))
+        if in_signature:
+            in_signature = text != _PGP_SIGNATURE_END
+        elif text == _PGP_SIGNATURE:
+            in_signature = True
+        elif not armour:
+            out.append(line)
+    return out
+
+
+def _header_fields(header: list[str]) -> list[list[str]] | None:
+    """[name, value] for each field of a header block, a folded field's continuation lines joined to its value;
+    None if a line is neither."""
+    fields: list[list[str]] = []
+    for line in header:
+        if line[:1].isspace() and fields:
+            fields[-1][1] += " " + line.strip()
+        elif _HEADER_FIELD.fullmatch(line):
+            fields.append(line.split(":", 1))
+        else:
+            return None
+    return fields
+
+
 def _strip_message(lines: list[str]) -> list[str]:
-    """A message's lines without its header (but for its subject, kept as a title line) and its signature.
+    """A message's lines without PGP armour, its header (but for its subject, kept as a title line, and after any
+    mbox envelope line) and its signature.
 
     Text that does not open with a message header is left as it is, but for a signature delimiter: a news page
     keeps any line of dashes that is not one."""
+    lines = _strip_pgp(lines)
     start = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+    if start < len(lines) and _MBOX_FROM.fullmatch(lines[start]):
+        start += 1
     end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
-    header = lines[start:end]
-    fields = [line.split(":", 1) for line in header if _HEADER_FIELD.fullmatch(line)]
-    folded = sum(1 for line in header if line[:1].isspace())   # a field's continuation lines
-    if (len(header) >= 2 and len(fields) + folded == len(header)
+    fields = _header_fields(lines[start:end])
+    if (fields and end - start >= 2
             and any(name.strip().lower() in _MESSAGE_FIELDS for name, _ in fields)):
         subject = [_REPLY_PREFIX.sub("", value).strip() for name, value in fields if name.lower() == "subject"]
         lines = [s for s in subject[:1] if s] + lines[end:]
@@ -285,7 +341,12 @@ def _blocks(raw_lines: list[str]) -> list[list[str]]:
     above them ("In article <...> Bob writes:") goes."""
     blocks: list[list[str]] = [[]]
     in_link_list = was_quoted = False
-    quoted_at = [raw.lstrip().startswith(">") for raw in raw_lines] + [False]
+    quoted_at = [raw.lstrip().startswith(">") for raw in raw_lines]
+    # Whether the next non-blank line is quoted: an attribution may stand a blank line above its quote.
+    quote_follows, quote_next = [False] * len(raw_lines), False
+    for n in range(len(raw_lines) - 1, -1, -1):
+        quote_follows[n] = quote_next
+        quote_next = quoted_at[n] if raw_lines[n].strip() else quote_next
     for n, raw in enumerate(raw_lines):
         line = " ".join(raw.split())
         if in_link_list:
@@ -302,7 +363,7 @@ def _blocks(raw_lines: list[str]) -> list[list[str]]:
             in_link_list, line = True, ""
         elif not _HAS_ALNUM.search(line) or _is_boilerplate(line):
             line = ""
-        elif not quoted and quoted_at[n + 1] and _ATTRIBUTION.fullmatch(line):
+        elif not quoted and quote_follows[n] and _ATTRIBUTION.fullmatch(line):
             line = ""
         if line:
             blocks[-1].append(line)
@@ -349,7 +410,13 @@ def _is_heading(text: str, questions: bool = True) -> bool:
 
 def clean_article(text: str) -> list[str]:
     """Turn raw scraped article text into clean paragraphs (before length splitting)."""
-    units = _units(_blocks(_strip_message(_unix_newlines(text).splitlines())))
+    blocks = _blocks(_strip_message(_unix_newlines(text).splitlines()))
+    units = _units(blocks)
+    # A text that ends with a list (its last line an item, under another item or a lead-in ending with a colon)
+    # ends with content, not with a heading; a lone "- Reuters" under a paragraph is a sign-off.
+    last_lines = [line for block in blocks[-2:] for line in block][-2:]
+    ends_with_list = (len(last_lines) == 2 and bool(_LIST_ITEM.match(last_lines[1]))
+                      and (bool(_LIST_ITEM.match(last_lines[0])) or last_lines[0].endswith((":", "："))))
     paragraphs: list[str] = []
     headings: list[str] = []
     carry = ""  # text cut mid-sentence, waiting for the rest
@@ -357,8 +424,9 @@ def clean_article(text: str) -> list[str]:
         text, carry = f"{carry} {unit}" if carry else unit, ""
         following = units[i + 1] if i + 1 < len(units) else None
         if following is None:
-            # A trailing heading or sign-off has nothing to introduce, unless it is all there is.
-            if not paragraphs or not _is_heading(text, questions=False):
+            # A trailing heading or sign-off has nothing to introduce, unless it is all there is; a list's last
+            # item is content, kept with its lead-in and the items above it (held as headings).
+            if not paragraphs or not _is_heading(text, questions=False) or ends_with_list:
                 paragraphs.append(" ".join([*headings, text]))
         elif not _ENDS_SENTENCE.search(text) and (following[:1].islower() or _MID_SENTENCE.search(text)):
             carry = text
@@ -382,15 +450,33 @@ _ABBREVIATIONS = frozenset(
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s)|[。！？]+[\"'”’」』）)]*")
 
 
+def _word_start(text: str, start: int, end: int) -> int:
+    """Where the word that ends at `end` begins, looking no further back than `start`.
+
+    It walks back over that word only, so that splitting stays linear however long a sentence runs on."""
+    while end > start and not text[end - 1].isspace():
+        end -= 1
+    return end
+
+
+def _opens_sentence_or_follows_colon(text: str, start: int, at: int) -> bool:
+    """Nothing but space between `start` and `at`, or a colon just before the space ("steps: 1.")."""
+    while at > start and text[at - 1].isspace():
+        at -= 1
+    return at == start or text[at - 1] in ":："
+
+
 def split_sentences(text: str) -> list[str]:
     """Split text into sentences at . ! ? 。 ！ ？, keeping abbreviations like "Mr." intact."""
     sentences, start = [], 0
     for match in _SENTENCE_END.finditer(text):
         if match.group().startswith("."):
-            word = text[start:match.start()].split()[-1:] or [""]
-            word = word[0].lstrip("\"'“‘(").lower()
-            # Abbreviations and initials ("J. Smith") are not sentence ends.
-            if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+            at = _word_start(text, start, match.start())
+            word = text[at:match.start()].lstrip("\"'“‘(").lower()
+            # Abbreviations and initials ("J. Smith") are not sentence ends, nor is the number of an inline list
+            # item ("steps: 1. Buy the land. 2. Build"): a lone number that opens the sentence or follows a colon.
+            if (word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+                    or (word.isdigit() and _opens_sentence_or_follows_colon(text, start, at))):
                 continue
         sentence = text[start:match.end()].strip()
         if sentence:

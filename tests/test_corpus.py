@@ -227,6 +227,54 @@ def test_a_news_article_that_opens_with_a_dateline_or_a_source_is_no_message() -
     article = "Summary: what the two sides agreed\nThe province signed an agreement on cloud computing."
     assert clean_article(article)[0].startswith("Summary: what the two sides agreed")
 
+
+@pytest.mark.parametrize("attribution", [
+    "In article <1993Apr5.1@news.example.com> bob@example.com (Bob Roe) writes:",
+    "On Tue, 5 Apr 1993, Bob Smith <bob@example.com> wrote:",
+    "On 5 April 1993 Bob Smith wrote:",
+])
+def test_an_attribution_goes_above_its_quote_even_across_a_blank_line(attribution: str) -> None:
+    """An attribution names the quoted message by address or date; the quote may stand a blank line below it."""
+    quote = "> The buses should run all night.\n\nI agree with that."
+    expected = ["The buses should run all night.", "I agree with that."]
+    assert clean_article(f"{attribution}\n{quote}") == expected
+    assert clean_article(f"{attribution}\n\n{quote}") == expected
+
+
+def test_a_prose_line_ending_said_above_a_blockquote_is_kept() -> None:
+    """Markdown puts a quotation under the sentence that introduces it; that sentence is no attribution line."""
+    text = "At the opening of the new depot the minister said:\n> We will build the line by 2030."
+    assert clean_article(text) == ["At the opening of the new depot the minister said: We will build the line by 2030."]
+
+
+def test_a_folded_subject_keeps_its_continuation_line() -> None:
+    text = ("From: a@example.com\nSubject: Results of the survey on\n public transport in the city\n\n"
+            "We asked 500 people about the buses.")
+    assert clean_article(text) == [
+        "Results of the survey on public transport in the city. We asked 500 people about the buses."]
+
+
+def test_an_mbox_envelope_line_goes_with_the_header_under_it() -> None:
+    text = ("From alice@example.org Mon Apr  5 10:00:00 1993\nFrom: alice@example.org\nSubject: Night buses\n\n"
+            "The council will run buses all night from May.")
+    assert clean_article(text) == ["Night buses. The council will run buses all night from May."]
+
+
+def test_pgp_armour_is_dropped() -> None:
+    text = ("From: a@example.com\nSubject: Night buses\n\n-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA1\n\n"
+            "The council will run buses all night from May.\n\n-----BEGIN PGP SIGNATURE-----\nVersion: 2.6.2\n\n"
+            "iQCVAwUBK5xJ0hX7yVx0Xp5hAQGl8gP/aBcD\n=x5Yz\n-----END PGP SIGNATURE-----\n")
+    assert clean_article(text) == ["Night buses. The council will run buses all night from May."]
+
+
+def test_doubled_carriage_returns_end_a_line_once() -> None:
+    """A Windows file converted twice ends its lines with "\\r\\r\\n": no blank line between them, so the header
+    is still one block and the wrapped paragraph stays whole."""
+    text = ("From: a@example.com\nSubject: Night buses\n\nThe council will run buses all night\nfrom May, and "
+            "the fares will not change\nfor a year.\n").replace("\n", "\r\r\n")
+    assert clean_article(text) == [
+        "Night buses. The council will run buses all night from May, and the fares will not change for a year."]
+
 def test_lowercase_paragraph_after_full_stop_stays_separate() -> None:
     paragraphs = seed_paragraphs("000")
     assert any(p.startswith("talks, Hao Peng and his party") for p in paragraphs)
@@ -283,6 +331,57 @@ def test_generic_boilerplate_lines_are_removed() -> None:
         "The council approved the new budget on Monday.",
         "The mayor said the money would go to schools.",
     ]
+
+
+def test_link_lines_that_end_with_a_url_or_are_markdown_links_are_removed() -> None:
+    text = "\n\n".join([
+        "The G20 summit opened in Rome on Saturday.",
+        "Read more: https://example.com/news/g20-summit-opens",
+        "[Budget 2021: what it means](https://example.com/b)",
+        "- [Schools get more money](https://example.com/s)",
+        "Fans can vote at www.example.com/vote until Friday.",
+    ])
+    assert clean_article(text) == ["The G20 summit opened in Rome on Saturday.",
+                                   "Fans can vote at www.example.com/vote until Friday."]
+
+
+@pytest.mark.parametrize(("line", "kept"), [
+    ("(c) The minister shall publish the records every year.", True),
+    ("(c) 2020 Xinhua", False),
+    ("Copyright (c) Example Media", False),
+    ("\u00a9 Example Media", False),
+])
+def test_a_lettered_list_item_is_no_copyright_line(line: str, kept: bool) -> None:
+    assert clean_article(f"The council approved the budget.\n\n{line}") == (
+        ["The council approved the budget.", line] if kept else ["The council approved the budget."])
+
+
+@pytest.mark.parametrize(("line", "kept"), [
+    ("Reporter: Will the tax on fuel rise next year?", True),
+    ("Sources: two officials said the talks broke down over fishing rights late on Sunday night.", True),
+    ("Reporter: Wang Wu", False),
+    ("Source: Xinhua News Agency", False),
+])
+def test_a_question_or_a_sentence_after_a_credit_word_is_no_credit(line: str, kept: bool) -> None:
+    assert clean_article(f"The council approved the budget.\n\n{line}") == (
+        ["The council approved the budget.", line] if kept else ["The council approved the budget."])
+
+
+@pytest.mark.parametrize("text", [
+    "The council approved the plan on Monday.\n\nKey points:\n\n- More buses\n\n- Cheaper fares\n\n- New cycle lanes",
+    "The council approved the plan on Monday.\n\nKey points\n- More buses\n- Cheaper fares\n- New cycle lanes",
+])
+def test_a_list_that_ends_the_article_is_kept_with_its_lead_in(text: str) -> None:
+    paragraphs = clean_article(text)
+    assert paragraphs[0] == "The council approved the plan on Monday."
+    assert len(paragraphs) == 2
+    for words in ("Key points", "More buses", "Cheaper fares", "New cycle lanes"):
+        assert words in paragraphs[1]
+
+
+def test_a_lone_dash_line_that_ends_the_article_is_a_sign_off() -> None:
+    assert clean_article("The council approved the plan on Monday.\n\n- Reuters") == [
+        "The council approved the plan on Monday."]
 
 
 def test_a_short_headline_that_reports_a_reprint_is_kept() -> None:
@@ -347,6 +446,12 @@ def test_read_folder(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "c.txt").write_text("Not read.", encoding="utf-8")
     assert read_corpus(tmp_path) == [Article("a", "First article."), Article("b", "Second article.\n")]
+
+
+def test_read_folder_takes_txt_files_in_any_case(tmp_path: Path) -> None:
+    (tmp_path / "b.TXT").write_text("Second article.", encoding="utf-8")
+    (tmp_path / "a.Txt").write_text("First article.", encoding="utf-8")
+    assert read_corpus(tmp_path) == [Article("a", "First article."), Article("b", "Second article.")]
 
 
 def test_read_seed_folder() -> None:
@@ -478,6 +583,19 @@ def test_split_sentences_respects_abbreviations_and_decimals() -> None:
         "He said yes.",
         "J. Smith agreed.",
     ]
+
+
+def test_split_sentences_keeps_an_inline_list_number_with_its_item() -> None:
+    text = "The plan has two steps: 1. Buy the land now. 2. Build the school. Turnout rose to 48. It was high."
+    assert split_sentences(text) == ["The plan has two steps: 1. Buy the land now.", "2. Build the school.",
+                                     "Turnout rose to 48.", "It was high."]
+
+
+def test_split_sentences_keeps_a_long_run_of_initials_as_one_sentence() -> None:
+    # (It used to rescan the text from the last sentence end at every initial: quadratic, 2.4 s for 10,000 of
+    # them against 0.02 s for 20,000 now, measured once by hand; the suite holds no timing assertion.)
+    text = " ".join(f"J. Smith{i}" for i in range(2_000))
+    assert split_sentences(text) == [text]
 
 
 def test_split_sentences_chinese_punctuation() -> None:
