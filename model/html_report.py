@@ -99,10 +99,14 @@ class _View:
         # A paragraph's colour on the map: its best theme past its threshold, if any.
         best = np.where(self.passed, self.scores, -1).argmax(axis=1) if self.ids else np.zeros(len(self.clusters))
         self.top = [self.ids[b] if self.passed[i].any() else None for i, b in enumerate(best)]
-        # Articles in order of first appearance: the score of their best paragraph, as tagging gives it.
-        self.articles: dict[str, list[int]] = {}
-        for row, a in enumerate(p["article"]):
-            self.articles.setdefault(a, []).append(row)
+        # Articles in corpus order, each with its paragraphs' rows; an article's score is its best paragraph's, as
+        # tagging gives it. Told apart by position, not id: a corpus may give two articles one id, and tagging keeps
+        # them apart. paragraphs_of numbers each article's paragraphs from 0, so index 0 starts the next article.
+        self.articles: list[tuple[str, list[int]]] = []
+        for row, (a, index) in enumerate(zip(p["article"], p["index"])):
+            if index == 0 or not self.articles:
+                self.articles.append((a, []))
+            self.articles[-1][1].append(row)
 
     def cluster_name(self, c: int) -> str:
         if c == OUTLIER:
@@ -299,7 +303,7 @@ def _articles_table(view: _View) -> str:
     head = ("<tr><th>Article</th><th>Themes</th>" + "".join(f"<th>{_e(view.label[t])}</th>" for t in view.ids) +
             "<th>Evidence</th></tr>")
     body = []
-    for a, (article, rows) in enumerate(view.articles.items()):
+    for a, (article, rows) in enumerate(view.articles):
         best, themes = view.article_tags(rows)
         scores = "".join(f'<td class="{"score-pass" if t in themes else ""}">{best[k]:.2f}</td>'
                          for k, t in enumerate(view.ids))
@@ -315,7 +319,7 @@ def _articles_table(view: _View) -> str:
 def _paragraphs(view: _View) -> str:
     p = view.data["paragraphs"]
     parts = []
-    for a, (article, rows) in enumerate(view.articles.items()):
+    for a, (article, rows) in enumerate(view.articles):
         parts.append(f'<h3 id="a-{a}">{_e(article)}</h3>')
         for r in rows:
             tags = "".join(_tag(view, view.ids[k]) for k in np.argsort(-view.scores[r]) if view.passed[r, k])

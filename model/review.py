@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,20 +70,48 @@ def assignments_csv(infos: list[ClusterInfo], texts: list[str], themes: list[The
     return out.getvalue()
 
 
+def _theme_names(cell: str, names: dict[str, str]) -> list[str]:
+    """The theme names in a cell: `;` separates them, and so does `,` (ids are often typed that way), except within
+    a whole cell or `;`-part that is a theme's label or id: a label may hold a comma ("Cloud computing, big data")."""
+    cell = cell.strip()
+    if cell.lower() in names:
+        return [cell]
+    parts = []
+    for part in (p.strip() for p in cell.split(";")):
+        parts += [part] if part.lower() in names else [p.strip() for p in part.split(",")]
+    return [p for p in parts if p]
+
+
 def _theme_list(cell: str, names: dict[str, str], where: str) -> list[str]:
-    parts = [p.strip() for p in re.split(r"[;,]", cell) if p.strip()]
-    if not parts or [p.lower() for p in parts] == [NONE]:
+    """The theme ids a person wrote in a `themes` cell; `none` is the one way to say no theme."""
+    parts = _theme_names(cell, names)
+    if not parts:   # a cleared cell is more likely a slip than a wish to take the cluster's themes away
+        raise UserInputError(f"{where}: the `themes` cell is empty; write `none` for no theme, or the cluster's themes")
+    if [p.lower() for p in parts] == [NONE]:
         return []
     found = []
     for part in parts:
         if part.lower() == NONE:
-            raise UserInputError(f"{where}: `none` cannot be combined with themes ({cell!r})")
+            raise UserInputError(f"{where}: `none` cannot be combined with themes in the `themes` cell ({cell!r})")
         theme_id = names.get(part.lower())
         if theme_id is None:
             known = ", ".join(dict.fromkeys(names.values()))
-            raise UserInputError(f"{where}: unknown theme {part!r}; the themes are: {known} (or `none`)")
+            raise UserInputError(f"{where}: unknown theme {part!r} in the `themes` cell; the themes are: {known} "
+                                 "(or `none`)")
         found.append(theme_id)
     return found
+
+
+def _vote_list(cell: str, names: dict[str, str]) -> list[str] | None:
+    """What the vote gave, or None where the `vote` cell cannot say (blank, or a theme the theme file no longer has).
+
+    Training wrote this cell only to tell the person what the vote gave, so it never blocks training: a vote that
+    cannot be read counts as differing from the `themes` cell, which then applies, as when the column is missing."""
+    parts = _theme_names(cell, names)
+    if [p.lower() for p in parts] == [NONE]:
+        return []
+    ids = [names.get(p.lower()) for p in parts]
+    return ids if ids and None not in ids else None
 
 
 def read_assignments(path: str | Path, themes: list[Theme]) -> Assignments:
@@ -98,10 +125,21 @@ def read_assignments(path: str | Path, themes: list[Theme]) -> Assignments:
         raise UserInputError(f"assignments file {path} is not a readable UTF-8 text file") from None
     order = [t.id for t in themes]
     names = {t.id.lower(): t.id for t in themes} | {t.label.lower(): t.id for t in themes}
-    # A spreadsheet set to a European locale saves CSV with semicolons between the cells.
-    first = text.split("\n", 1)[0]
+    # A spreadsheet set to a European locale saves CSV with semicolons between the cells. Blank lines before the
+    # header are skipped, as they are between rows, so the header is the first line with text.
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    # A cell pasted from an article can exceed csv's default 128 KiB field limit (the corpus reader raises it too).
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
     rows = csv.reader(io.StringIO(text, newline=""), delimiter=";" if first.count(";") > first.count(",") else ",")
-    header = [h.strip().lower() for h in next(rows, [])]
+    try:
+        return _parse(rows, path, names, order)
+    except csv.Error as exc:
+        raise UserInputError(f"{path}, line {rows.line_num}: bad CSV ({exc})") from None
+
+
+def _parse(rows, path: Path, names: dict[str, str], order: list[str]) -> Assignments:
+    """The header and rows of a csv.reader (its line_num gives each row's line for the messages), checked."""
+    header = [h.strip().lower() for h in next((row for row in rows if any(cell.strip() for cell in row)), [])]
     missing = [c for c in ("cluster", "themes", "corpus") if c not in header]
     if missing:
         raise UserInputError(f"{path}: not an assignments file: no {', '.join(missing)} column "
@@ -109,7 +147,7 @@ def read_assignments(path: str | Path, themes: list[Theme]) -> Assignments:
     col = {name: header.index(name) for name in header if name}
     chosen: dict[int, list[str]] = {}
     lines: dict[int, int] = {}
-    prints = set()
+    prints: dict[str, int] = {}   # each corpus fingerprint -> the first line that has it
     for row in rows:
         if not any(cell.strip() for cell in row):
             continue
@@ -123,17 +161,22 @@ def read_assignments(path: str | Path, themes: list[Theme]) -> Assignments:
         if cluster in lines:
             raise UserInputError(f"{where}: cluster {cluster} appears twice (first on line {lines[cluster]})")
         lines[cluster] = n
-        prints.add(cell["corpus"])
+        if cell["corpus"]:   # a row added by hand may leave it out: the other rows carry the fingerprint
+            prints.setdefault(cell["corpus"], n)
         given = _theme_list(cell["themes"], names, where)
-        vote = _theme_list(cell.get("vote", ""), names, where) if "vote" in cell else None
+        vote = _vote_list(cell["vote"], names) if "vote" in cell else None
         set_by = cell.get("set_by", "").lower() or VOTE
         if set_by not in (PERSON, VOTE):
             raise UserInputError(f"{where}: set_by must be `{PERSON}` or `{VOTE}`, got {cell['set_by']!r}")
         if set_by == PERSON or vote is None or set(given) != set(vote):
             chosen[cluster] = [t for t in order if t in given]
     if len(prints) > 1:
-        raise UserInputError(f"{path}: rows from different corpora (corpus fingerprints {', '.join(sorted(prints))})")
-    return Assignments(path, prints.pop() if prints else "", chosen, lines)
+        found = ", ".join(f"{fp} (line {n})" for fp, n in prints.items())
+        raise UserInputError(f"{path}: rows from different corpora (corpus fingerprints {found})")
+    if lines and not prints:
+        raise UserInputError(f"{path}: no row has a `corpus` fingerprint; train once without --assignments and "
+                             "copy the `corpus` cell from the file it writes")
+    return Assignments(path, next(iter(prints), ""), chosen, lines)
 
 
 def check_assignments(assignments: Assignments, corpus_fingerprint: str, infos: list[ClusterInfo]) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+import model
 from model.cli import main
+from model.corpus import Article
 from model.html_report import _View, read_map_data
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -49,17 +52,33 @@ def test_training_writes_the_report_files(trained) -> None:
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
 
 
-def test_articles_in_the_report_are_tagged_as_tagging_does(trained, synthetic) -> None:
-    view = _View(read_map_data(trained.out))
-    results = trained.tagger.tag_many([a.text for a in synthetic.articles])
-    for article, result in zip(synthetic.articles, results):
-        rows = view.articles[article.id]
+def _same_as_tagging(view: _View, tagger, articles) -> None:
+    """Each article in the report is one entry, in corpus order, tagged as tagging tags it."""
+    results = tagger.tag_many([a.text for a in articles])
+    assert [a for a, _ in view.articles] == [a.id for a in articles]
+    for (_, rows), article, result in zip(view.articles, articles, results):
         scores, themes = view.article_tags(rows)
         assert themes == result.themes, article.id
         assert scores.tolist() == pytest.approx([result.scores[t] for t in view.ids], abs=1e-3)
         for theme in themes:
             best = view.evidence(rows, theme)[0]
             assert view.data["paragraphs"]["text"][best] == result.evidence(theme)[0].text
+
+
+def test_articles_in_the_report_are_tagged_as_tagging_does(trained, synthetic) -> None:
+    _same_as_tagging(_View(read_map_data(trained.out)), trained.tagger, synthetic.articles)
+
+
+def test_articles_that_share_an_id_stay_apart(synthetic, fake_embedder, tmp_path) -> None:
+    """The corpus readers accept a repeated id; tagging keeps such articles apart, and so must the report."""
+    articles = [Article("same", a.text) if i < 3 else a for i, a in enumerate(synthetic.articles)]
+    tagger, summary = model.train(articles, synthetic.themes_path, embedder=fake_embedder, cache_dir=None,
+                                  progress=False, out=tmp_path / "model")
+    view = _View(read_map_data(tmp_path / "model"))
+    assert len(view.articles) == summary.articles == len(articles)
+    _same_as_tagging(view, tagger, articles)
+    page = (tmp_path / "model" / "report.html").read_text(encoding="utf-8")
+    assert re.findall(r'<h3 id="a-\d+">([^<]*)</h3>', page) == [a.id for a in articles]
 
 
 def test_report_command_draws_the_same_report(trained, tmp_path, capsys) -> None:

@@ -146,12 +146,17 @@ def _edit(rows, change):
 
 PARSE_CASES = [
     ("unknown-theme", lambda rows: rows[0].update(themes="smartcity"),
-     r"line 2 \(cluster 0\): unknown theme 'smartcity'; the themes are: farm_shop, cloud_data, city_traffic"),
+     r"line 2 \(cluster 0\): unknown theme 'smartcity' in the `themes` cell; the themes are: farm_shop, cloud_data, "
+     r"city_traffic"),
     ("none-and-a-theme", lambda rows: rows[1].update(themes="none; cloud_data"), r"`none` cannot be combined"),
+    ("cleared-themes", lambda rows: rows[0].update(themes=""),
+     r"line 2 \(cluster 0\): the `themes` cell is empty; write `none` for no theme"),
     ("twice", lambda rows: rows.append(dict(rows[0])), r"cluster 0 appears twice \(first on line 2\)"),
     ("not-a-number", lambda rows: rows[0].update(cluster="first"), r"cluster 'first' is not a cluster number"),
     ("bad-set-by", lambda rows: rows[0].update(set_by="me"), r"set_by must be `person` or `vote`, got 'me'"),
-    ("two-corpora", lambda rows: rows[0].update(corpus="0123456789abcdef"), r"rows from different corpora"),
+    ("two-corpora", lambda rows: rows[0].update(corpus="0123456789abcdef"),
+     r"rows from different corpora \(corpus fingerprints 0123456789abcdef \(line 2\), [0-9a-f]{16} \(line 3\)\)"),
+    ("no-fingerprint", lambda rows: [r.update(corpus="") for r in rows], r"no row has a `corpus` fingerprint"),
 ]
 
 
@@ -160,6 +165,101 @@ def test_bad_files_are_refused_before_training(change, pattern, trained, synthet
     write_csv(tmp_path / "a.csv", _edit(read_csv(trained.out / "assignments.csv"), change))
     with pytest.raises(UserInputError, match=pattern):
         read_assignments(tmp_path / "a.csv", load_themes(synthetic.themes_path))
+
+
+def _themes_with(synthetic, tmp_path, old: str, new: str):
+    """The synthetic theme file with one piece of text changed."""
+    text = synthetic.themes_path.read_text(encoding="utf-8")
+    assert old in text
+    (tmp_path / "themes.toml").write_text(text.replace(old, new), encoding="utf-8")
+    return load_themes(tmp_path / "themes.toml")
+
+
+def test_a_stale_vote_cell_does_not_block_a_renamed_theme(trained, synthetic, tmp_path) -> None:
+    """Renaming a theme leaves the clusters (and the fingerprint) as they were, so the old file still applies; the
+    `vote` cell only says what the vote gave, so its old theme id must not stop the corrected `themes` cell."""
+    themes = _themes_with(synthetic, tmp_path, "[city_traffic]", "[road_traffic]")
+    rows = read_csv(trained.out / "assignments.csv")
+    traffic = [r for r in rows if r["themes"] == "city_traffic"]
+    farm = next(r for r in rows if r["themes"] == "farm_shop")
+    assert traffic and all(r["vote"] == "city_traffic" for r in traffic)
+    for r in traffic:
+        r["themes"] = "road_traffic"
+    farm["vote"] = ""   # a cleared vote cell says nothing either: the row's themes apply
+    write_csv(tmp_path / "a.csv", rows)
+    read = read_assignments(tmp_path / "a.csv", themes)
+    assert read.themes == {int(r["cluster"]): ["road_traffic"] for r in traffic} | {int(farm["cluster"]): ["farm_shop"]}
+    # A theme cell that still names the old id is refused, and the message says which column.
+    traffic[0]["themes"] = "city_traffic"
+    write_csv(tmp_path / "a.csv", rows)
+    with pytest.raises(UserInputError, match=r"unknown theme 'city_traffic' in the `themes` cell"):
+        read_assignments(tmp_path / "a.csv", themes)
+
+
+def test_a_label_with_a_comma_can_be_typed(trained, synthetic, tmp_path) -> None:
+    themes = _themes_with(synthetic, tmp_path, 'label = "Cloud data centres"', 'label = "Cloud computing, big data"')
+    rows = read_csv(trained.out / "assignments.csv")
+    edits = {0: "Cloud computing, big data", 1: "city traffic; cloud computing, big data",
+             2: "farm_shop, city_traffic"}   # a comma between ids works as before
+    for k, cell in edits.items():
+        rows[k].update(themes=cell, set_by="person")
+    write_csv(tmp_path / "a.csv", rows)
+    read = read_assignments(tmp_path / "a.csv", themes)
+    assert [read.themes[int(rows[k]["cluster"])] for k in edits] == \
+        [["cloud_data"], ["cloud_data", "city_traffic"], ["farm_shop", "city_traffic"]]
+
+
+@pytest.mark.parametrize("delimiter", [",", ";"])
+def test_blank_lines_before_the_header_are_skipped(trained, synthetic, tmp_path, delimiter) -> None:
+    rows = read_csv(trained.out / "assignments.csv")
+    rows[0]["themes"] = "cloud_data; city_traffic"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), delimiter=delimiter, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    (tmp_path / "a.csv").write_text("\r\n  \r\n" + out.getvalue(), encoding="utf-8", newline="")
+    read = read_assignments(tmp_path / "a.csv", load_themes(synthetic.themes_path))
+    assert read.themes == {int(rows[0]["cluster"]): ["cloud_data", "city_traffic"]}
+    assert read.lines[int(rows[0]["cluster"])] == 4, "line numbers count the blank lines"
+
+
+def test_a_row_added_by_hand_without_a_fingerprint(trained, synthetic, tmp_path) -> None:
+    """A row deleted and typed in again with only its cluster and themes: the other rows carry the fingerprint."""
+    rows = read_csv(trained.out / "assignments.csv")
+    gone = rows.pop()
+    write_csv(tmp_path / "a.csv", rows)
+    with open(tmp_path / "a.csv", "a", encoding="utf-8") as fh:
+        fh.write(f"{gone['cluster']},city_traffic\n")
+    read = read_assignments(tmp_path / "a.csv", load_themes(synthetic.themes_path))
+    assert read.fingerprint == rows[0]["corpus"]
+    assert read.themes == {int(gone["cluster"]): ["city_traffic"]}
+    assert read.lines[int(gone["cluster"])] == len(rows) + 2
+
+
+def test_a_cell_longer_than_csvs_default_limit(trained, synthetic, tmp_path) -> None:
+    """A whole article pasted into a cell passes csv's default 128 KiB field limit; the corpus reader allows it too."""
+    rows = read_csv(trained.out / "assignments.csv")
+    rows[1]["typical_paragraph"] = "word " * 40_000
+    rows[1]["themes"] = "none"
+    write_csv(tmp_path / "a.csv", rows)
+    read = read_assignments(tmp_path / "a.csv", load_themes(synthetic.themes_path))
+    assert read.themes.get(int(rows[1]["cluster"]), []) == [] and len(read.lines) == len(rows)
+
+
+def test_a_csv_error_names_the_file_and_line(trained, synthetic, tmp_path, monkeypatch) -> None:
+    """Where csv refuses the file (here a field limit that cannot be raised, as on some platforms), one line."""
+    rows = read_csv(trained.out / "assignments.csv")
+    limit = max(len(cell) for r in rows for cell in r.values()) + 1
+    rows[2]["typical_paragraph"] = "w" * (limit + 1)
+    write_csv(tmp_path / "a.csv", rows)
+    real = csv.field_size_limit
+    old = real(limit)
+    monkeypatch.setattr(csv, "field_size_limit", lambda *new: limit)
+    try:
+        with pytest.raises(UserInputError, match=r"a\.csv, line 4: bad CSV \(field larger than field limit"):
+            read_assignments(tmp_path / "a.csv", load_themes(synthetic.themes_path))
+    finally:
+        real(old)
 
 
 def test_not_an_assignments_file(synthetic, tmp_path) -> None:
