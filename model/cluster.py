@@ -11,14 +11,15 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 from joblib import cpu_count
-from joblib.externals.loky.process_executor import BrokenProcessPool, ProcessPoolExecutor, TerminatedWorkerError
+from joblib.externals.loky.process_executor import (BrokenProcessPool, ProcessPoolExecutor, ShutdownExecutorError,
+                                                    TerminatedWorkerError)
 from sklearn.feature_extraction.text import CountVectorizer
 
 log = logging.getLogger(__name__)
@@ -157,14 +158,18 @@ def reduce(embeddings: np.ndarray, seed: int = 0, reducer=None, cache_dir: Path 
 
 def start_reduce(embeddings: np.ndarray, seed: int = 0, reducer=None, cache_dir: Path | None = None,
                  background: bool = True) -> Callable[[], np.ndarray]:
-    """reduce(), begun: call what it returns for the coordinates.
+    """reduce(), begun: call what it returns for the coordinates, or its cancel() to give them up (see below).
 
     With the default UMAP on at least BACKGROUND_FROM paragraphs, nothing cached and a second core, UMAP runs in a
     worker process meanwhile (the coordinates are the same to the bit). A seeded UMAP runs on one core, so the
     caller can do on the other whatever needs no clusters: at 20k BBC paragraphs UMAP took 14 s here, the
     neighbour search, the TF-IDF features and the cluster keywords' counting 7 s between them, and the wait for UMAP
     fell to 7 s (benchmarks/speed/vs_bertopic.py). Below BACKGROUND_FROM paragraphs, where UMAP searches neighbours
-    exactly and takes little time, a new worker process and its imports would cost more than they save."""
+    exactly and takes little time, a new worker process and its imports would cost more than they save.
+
+    A caller that gives up before taking the coordinates (an error, Ctrl-C) must call cancel(): it stops the worker
+    process if UMAP still runs there, which would otherwise keep Python from exiting, and the next training from
+    starting its UMAP, until the abandoned one is done. The wait for the coordinates cancels when interrupted."""
     n = len(embeddings)
     if n < 8:
         return _done(embeddings)
@@ -177,22 +182,36 @@ def start_reduce(embeddings: np.ndarray, seed: int = 0, reducer=None, cache_dir:
         cached = _read_reduced(path, key, n)
         if cached is not None:
             return _done(cached)
-    running = None
+    pool = running = None
     if background and own and n >= BACKGROUND_FROM and cpu_count() > 1:
         try:
-            running = _worker().submit(_fit_transform, reducer, embeddings)
+            pool = _worker()
+            running = pool.submit(_fit_transform, reducer, embeddings)
         except (OSError, RuntimeError) as exc:   # no new process allowed here: UMAP runs in this one
             log.debug("UMAP runs in this process: no worker process (%s)", exc)
 
+    def cancel() -> None:
+        global _WORKER
+        # A finished job leaves the worker idle, UMAP compiled in it, for the next training: keep it.
+        if running is not None and not running.done():
+            pool.shutdown(wait=True, kill_workers=True)   # a running job cannot be cancelled, only its process
+            if _WORKER is pool:
+                _WORKER = None   # the next training starts a new one
+
     def result() -> np.ndarray:
+        global _WORKER
         reduced = None
         if running is not None:
             try:
                 reduced = running.result()
-            except (TerminatedWorkerError, BrokenProcessPool) as exc:   # the worker died (killed?): do it here
+            # The worker died (killed?), or another training in this process stopped it: do it here.
+            except (TerminatedWorkerError, BrokenProcessPool, ShutdownExecutorError) as exc:
                 log.warning("UMAP's worker process stopped (%s); running UMAP in this process", exc)
-                global _WORKER
-                _WORKER = None   # the next training starts a new one
+                if _WORKER is pool:
+                    _WORKER = None   # the next training starts a new one
+            except BaseException:   # Ctrl-C or another error while waiting: stop UMAP rather than wait for it
+                cancel()
+                raise
         if reduced is None:
             reduced = _fit_transform(reducer, embeddings)
         if path is not None:
@@ -200,6 +219,7 @@ def start_reduce(embeddings: np.ndarray, seed: int = 0, reducer=None, cache_dir:
         return reduced
 
     result.in_worker = running is not None
+    result.cancel = cancel
     return result
 
 
@@ -221,6 +241,7 @@ def _done(reduced: np.ndarray) -> Callable[[], np.ndarray]:
         return reduced
 
     result.in_worker = False
+    result.cancel = lambda: None   # nothing runs
     return result
 
 
@@ -233,13 +254,15 @@ def _fit_transform(reducer, embeddings: np.ndarray) -> np.ndarray:
 
 
 def _write_reduced(path: Path, key: str, reduced: np.ndarray) -> None:
+    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
         np.savez(tmp, reduced=reduced, checksum=np.frombuffer(_checksum(key, reduced), dtype=np.uint8))
         os.replace(tmp, path)
     except OSError as exc:
         log.warning("could not cache the UMAP coordinates (%s)", exc)
+        with suppress(OSError):   # a disk that filled up mid-write keeps no half-written file
+            tmp.unlink()
 
 
 def _checksum(key: str, reduced: np.ndarray) -> bytes:
@@ -304,7 +327,7 @@ def count_terms(texts: list[str]) -> tuple[sp.csr_matrix, np.ndarray] | None:
     if not texts:
         return None
     vec = CountVectorizer(stop_words="english", ngram_range=(1, 2), min_df=2 if len(texts) >= 50 else 1,
-                          token_pattern=r"(?u)\b[a-zA-Z][\w-]+\b", dtype=np.float32)
+                          token_pattern=r"(?u)\b[^\W\d_][\w-]+\b", dtype=np.float32)
     try:
         return vec.fit_transform(texts), vec.get_feature_names_out()
     except ValueError:  # nothing but stop words

@@ -82,6 +82,9 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     if clusterer not in clustering.CLUSTER_METHODS:
         raise UserInputError(f"clusterer must be one of {', '.join(clustering.CLUSTER_METHODS)}, got {clusterer!r}")
     check_seed(seed)
+    # As for the seed: 0 or a fraction would fail deep in the sampling with numpy's message, not ours.
+    if max_fit is not None and (isinstance(max_fit, bool) or not isinstance(max_fit, (int, np.integer)) or max_fit < 1):
+        raise UserInputError(f"max_fit must be a whole number of at least 1 (None: all paragraphs), got {max_fit!r}")
     stages = _Stages()
     theme_list = themes if isinstance(themes, list) else load_themes(themes)
     corrections = review.read_assignments(assignments, theme_list) if assignments is not None else None
@@ -122,14 +125,17 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
 
     sample = clustering.fit_sample(len(embeddings), max_fit, seed)
     reducing = clustering.start_reduce(embeddings[sample], seed, reducer_model, cache_root)
-    # Meanwhile, what needs no clusters (on a large corpus UMAP runs in a worker process, on one core).
-    neighbours = stages.run("label", nearest, embeddings, sample, seed=seed)
-    # The theme file's own texts are labelled examples too: they keep a small corpus's classifier on course. The
-    # features are built once: every fit learns from the same rows, only their labels change.
-    features = stages.run("classifier", template.training_features, train_x, texts + prompt_texts, theme_anchors,
-                          [list(t.keywords) for t in theme_list])
-    counted = stages.run("describe", clustering.count_terms, texts)
-    reduced = stages.run("reduce", reducing)
+    try:
+        # Meanwhile, what needs no clusters (on a large corpus UMAP runs in a worker process, on one core).
+        neighbours = stages.run("label", nearest, embeddings, sample, seed=seed)
+        # The theme file's own texts are labelled examples too: they keep a small corpus's classifier on course. The
+        # features are built once: every fit learns from the same rows, only their labels change.
+        features = stages.run("classifier", template.training_features, train_x, texts + prompt_texts,
+                              theme_anchors, [list(t.keywords) for t in theme_list])
+        counted = stages.run("describe", clustering.count_terms, texts)
+        reduced = stages.run("reduce", reducing)
+    finally:
+        reducing.cancel()   # after an error or Ctrl-C: stop UMAP's worker, not wait for it (no-op once done)
     labels = stages.run("cluster", clustering.cluster, reduced, clusterer, seed, clusterer_model)
     if len(sample) < len(embeddings):
         labels = stages.run("cluster", clustering.assign_to_nearest, embeddings, sample, labels)

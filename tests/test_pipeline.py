@@ -372,6 +372,13 @@ def test_large_corpus_clusters_a_sample_and_assigns_the_rest(synthetic, fake_emb
     assert accuracy(tagger, synthetic.heldout) >= 0.7
 
 
+@pytest.mark.parametrize("max_fit", [0, -5, 2.5, True])
+def test_max_fit_must_be_a_whole_number_of_at_least_one(synthetic, fake_embedder, max_fit) -> None:
+    with pytest.raises(UserInputError, match=r"max_fit must be a whole number of at least 1"):
+        model.train(synthetic.corpus_dir, synthetic.themes_path, embedder=fake_embedder, cache_dir=None,
+                    progress=False, max_fit=max_fit)
+
+
 def test_reduced_coordinates_are_cached_and_damage_is_recomputed(tmp_path) -> None:
     from model.cluster import reduce
 
