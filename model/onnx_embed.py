@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .embed import _BUNDLED_ALIASES, BUNDLED, ONNX_EXTRA, _bundled_path, _fingerprint, _normalise, _publish
+from .embed import (_BUNDLED_ALIASES, BUNDLED, ONNX_EXTRA, _bundled_path, _complete, _content_hash, _fingerprint,
+                    _normalise, _publish)
 from .errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -36,17 +37,6 @@ def thread_count() -> int:
     runtime's own choice, one per core)."""
     torch = sys.modules.get("torch")
     return _THREADS or (torch.get_num_threads() if torch is not None else 0)
-
-
-def _content_hash(path: Path) -> str:
-    """Identify a folder by its files' names and bytes: the same model gives the same id wherever it is copied."""
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(f"{f.relative_to(path)}\x00".encode())
-        with f.open("rb") as fh:
-            while block := fh.read(1 << 20):
-                h.update(block)
-    return h.hexdigest()[:16]
 
 
 def _source_path(source: str) -> Path:
@@ -85,6 +75,7 @@ class OnnxEmbedder:
     sentence-transformers pipeline does (tokenise, sort by tokens, batch, mean-pool over the mask, normalise)."""
 
     CONFIG = "onnx_config.json"
+    FILES = ("model.onnx", CONFIG, "tokenizer.json")   # a build without one of them is damaged, and built again
     KIND = "onnx"   # the spec's prefix for the fp32 graph (OpenVinoEmbedder runs the same graph as "openvino")
     # Bumped whenever the export or the quantisation changes, so an old build is never reused from the cache.
     RECIPE = "torchscript-opset17/matmulnbits-8bit-block128-symmetric-accuracy4/v3"
@@ -134,7 +125,7 @@ class OnnxEmbedder:
         key = hashlib.sha256(f"{_fingerprint(path)}:{recipe}".encode()).hexdigest()[:16]
         root = Path(cache_dir) if cache_dir is not None else Path(tempfile.mkdtemp(prefix="theme-tagger-onnx-"))
         target = root / "onnx" / key
-        if (target / cls.CONFIG).is_file():
+        if _complete(target, cls.FILES):
             return cls(target, spec)
         try:
             import onnx  # noqa: F401
@@ -159,7 +150,7 @@ class OnnxEmbedder:
                     shutil.copy2(path / name, tmp / name)
             (tmp / cls.CONFIG).write_text(json.dumps({"source": source, "recipe": recipe,
                                                       "max_seq_length": max_seq_length}, indent=2))
-            _publish(tmp, target)
+            _publish(tmp, target, cls.FILES)
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(exc, Exception) and not isinstance(exc, (UserInputError, OSError)):

@@ -14,6 +14,7 @@ AMX) faster than ONNX Runtime's fp32 (BENCHMARKS.md, "The accuracy panel")."""
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -39,20 +40,39 @@ def _compiled_cache() -> str | None:
     return str(folder)
 
 
+@lru_cache(maxsize=1)
+def cpu_precision() -> str:
+    """The precision OpenVINO's CPU plugin computes in on this machine unless told: "bf16" where the CPU has it
+    natively, "f32" elsewhere."""
+    import openvino as ov
+
+    return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+
+
 class OpenVinoEmbedder(OnnxEmbedder):
-    """`openvino` or `openvino:<model>`: the fp32 ONNX export, compiled by OpenVINO for this CPU."""
+    """`openvino` or `openvino:<model>`: the fp32 ONNX export, compiled by OpenVINO for this CPU.
+
+    precision: "bf16" or "f32" (None: what this CPU computes in by default). It is part of the id: the same graph
+    gives vectors up to 1e-3 apart in bf16 and f32, so a shared cache or a Ray cluster of mixed CPUs must not mix
+    them."""
 
     KIND = "openvino"
 
-    def __init__(self, path: str | Path, spec: str, batch_size: int = OnnxEmbedder.BATCH):
+    def __init__(self, path: str | Path, spec: str, batch_size: int = OnnxEmbedder.BATCH,
+                 precision: str | None = None):
         try:
             import openvino  # noqa: F401  (here, so that a missing package is named before any work)
         except ImportError:
             raise UserInputError(f"the OpenVINO embedder ({spec}) needs openvino: {OPENVINO_INSTALL}") from None
         super().__init__(path, spec, batch_size)
-        self.id = "ov:" + self.id.removeprefix("ort:")
+        # Decided here, not at the compile, so that the id is known before any text is embedded (the cache's key).
+        self.precision = precision or cpu_precision()
+        self.id = "ov:" + self.id.removeprefix("ort:") + f"@{self.precision}"
         self._request = None
-        self.precision: str | None = None   # "bf16" or "f32", once compiled
+
+    def __reduce__(self):
+        """Pickled with its precision: a Ray worker computes as the driver does, so the vectors fit its cache keys."""
+        return type(self), (self.path, self.spec, self.batch_size, self.precision)
 
     @property
     def session(self):
@@ -65,11 +85,15 @@ class OpenVinoEmbedder(OnnxEmbedder):
                 core.set_property({"CACHE_DIR": cache})
             # LATENCY: one stream of batches on all the threads, as encode sends them (THROUGHPUT's parallel
             # streams ran no faster on two cores and need concurrent requests).
-            self._session = core.compile_model(str(self.path / "model.onnx"), "CPU",
-                                               {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": thread_count()})
-            self._request = self._session.create_infer_request()
+            session = core.compile_model(str(self.path / "model.onnx"), "CPU",
+                                         {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": thread_count(),
+                                          "INFERENCE_PRECISION_HINT": self.precision})
+            used = session.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+            if used != self.precision:   # vectors of another precision must not carry this id
+                raise UserInputError(f"OpenVINO computes in {used} on this CPU, not in the {self.precision} this "
+                                     f"embedder's id names; embed on machines of one kind")
+            self._session, self._request = session, session.create_infer_request()
             self.inputs = {i.get_any_name() for i in self._session.inputs}
-            self.precision = self._session.get_property("INFERENCE_PRECISION_HINT").get_type_name()
             log.info("OpenVINO compiled %s for this CPU, computing in %s", self.path.name, self.precision)
         return self._session
 

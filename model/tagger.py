@@ -17,7 +17,7 @@ import numpy as np
 from . import storage
 from .classifier import ThemeClassifier
 from .corpus import Article, paragraphs_of
-from .embed import (_BUNDLED_ALIASES, BUNDLED, ONNX_EXTRA, Embedder, OnnxEmbedder, OpenVinoEmbedder,
+from .embed import (_BUNDLED_ALIASES, BUNDLED, ONNX_EXTRA, CachedEmbedder, Embedder, OnnxEmbedder, OpenVinoEmbedder,
                     SentenceTransformerEmbedder, StaticEmbedder, load_embedder)
 from .errors import UserInputError
 from .openvino_embed import OPENVINO_INSTALL
@@ -173,10 +173,11 @@ class ThemeTagger:
             vocabulary = meta.pop("vocabulary")
             np.savez(folder / WEIGHTS, **arrays)
             (folder / VOCABULARY).write_text(json.dumps(vocabulary), encoding="utf-8")
-            if isinstance(self.embedder, StaticEmbedder):
-                self.embedder.model.save_pretrained(str(folder / STATIC_DIR))
-            elif isinstance(self.embedder, OnnxEmbedder):
-                self.embedder.save(folder / STATIC_DIR)
+            embedder = _unwrapped(self.embedder)
+            if isinstance(embedder, StaticEmbedder):
+                embedder.model.save_pretrained(str(folder / STATIC_DIR))
+            elif isinstance(embedder, OnnxEmbedder):
+                embedder.save(folder / STATIC_DIR)
             for name, content in (extra_files or {}).items():
                 (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
             config = {**self.config, "format": FORMAT, "format_version": FORMAT_VERSION,
@@ -224,7 +225,13 @@ class ThemeTagger:
         return cls(themes, embedder, classifier, config)
 
 
+def _unwrapped(embedder: Embedder) -> Embedder:
+    """The embedder itself: a CachedEmbedder changes where vectors come from, not which model makes them."""
+    return embedder.inner if isinstance(embedder, CachedEmbedder) else embedder
+
+
 def _kind(embedder: Embedder) -> str:
+    embedder = _unwrapped(embedder)
     if isinstance(embedder, StaticEmbedder):
         return "static"
     if isinstance(embedder, OnnxEmbedder):

@@ -17,8 +17,9 @@ import pytest
 
 import model
 from model import ThemeTagger
-from model.embed import OnnxEmbedder, SentenceTransformerEmbedder, load_embedder
+from model.embed import CachedEmbedder, EmbeddingCache, OnnxEmbedder, SentenceTransformerEmbedder, load_embedder
 from model.errors import UserInputError
+from test_embed import tiny_sentence_transformer
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -139,6 +140,33 @@ def test_a_model_folder_carries_its_onnx_embedder(synthetic, tiny, saved) -> Non
     before, after = tagger.tag_many(texts), loaded.tag_many(texts)
     assert [r.themes for r in before] == [r.themes for r in after]
     assert np.array_equal([list(r.scores.values()) for r in before], [list(r.scores.values()) for r in after])
+
+
+def test_a_model_trained_through_the_cache_carries_its_onnx_embedder(synthetic, tiny, tmp_path) -> None:
+    """A CachedEmbedder (the benchmarks wrap one) saves what it wraps: the folder loads and tags as the bare one's."""
+    out = tmp_path / "model"
+    cached = CachedEmbedder(tiny, EmbeddingCache(tmp_path / "embeddings.sqlite"))
+    tagger, _ = model.train(synthetic.corpus_dir, synthetic.themes_path, embedder=cached, cache_dir=None,
+                            progress=False, out=out)
+    loaded = ThemeTagger.load(out)
+    assert isinstance(loaded.embedder, OnnxEmbedder) and loaded.embedder.path == out / "embedder"
+    assert loaded.embedder.id == tiny.id and loaded.config["embedding_model"]["kind"] == "onnx"
+    texts = [text for _, text in synthetic.heldout]
+    assert [r.themes for r in tagger.tag_many(texts)] == [r.themes for r in loaded.tag_many(texts)]
+
+
+@pytest.mark.parametrize("lost", ["onnx_config.json", "model.onnx"])
+def test_a_damaged_build_in_the_cache_is_built_again(tmp_path, lost) -> None:
+    """A build folder with a file gone (deleted by hand, a disk error) is built again and replaced, not kept and
+    failed on at every run."""
+    source = tiny_sentence_transformer(tmp_path / "source")
+    built = load_embedder(f"onnx:{source}", cache_dir=tmp_path / "cache")
+    want = built.encode(SENTENCES)
+    (built.path / lost).unlink()
+    again = load_embedder(f"onnx:{source}", cache_dir=tmp_path / "cache")
+    assert again.path == built.path and (again.path / lost).is_file()
+    assert np.allclose(again.encode(SENTENCES), want, atol=1e-6)
+    assert [p.name for p in (tmp_path / "cache" / "onnx").iterdir()] == [built.path.name]   # nothing left beside it
 
 
 def assert_loading_without_names_the_extra(package: str, install: str, out, spec: str, cache, monkeypatch) -> None:

@@ -18,7 +18,7 @@ from model.errors import UserInputError
 pytest.importorskip("onnx")
 pytest.importorskip("openvino")
 
-from model.openvino_embed import OpenVinoEmbedder  # noqa: E402
+from model.openvino_embed import OpenVinoEmbedder, cpu_precision  # noqa: E402
 from test_onnx import SENTENCES, assert_loading_without_names_the_extra, tiny_onnx_folder  # noqa: E402
 
 
@@ -73,6 +73,21 @@ def test_its_cache_id_is_not_onnx_runtime_s(folder, tiny) -> None:
     assert tiny.id.startswith("ov:openvino:tiny#")
     assert tiny.id != OnnxEmbedder(folder, "onnx:tiny").id
     assert tiny.id == OpenVinoEmbedder(folder, "openvino:tiny").id
+
+
+def test_its_cache_id_names_the_precision_it_computes_in(folder, tiny) -> None:
+    """The same graph in bf16 and in f32 gives vectors up to 1e-3 apart: a shared cache, or a Ray cluster of CPUs
+    with and without bf16, must not mix them under one id."""
+    def computed(embedder: OpenVinoEmbedder) -> str:
+        return embedder.session.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+
+    assert tiny.precision == cpu_precision() == computed(tiny) and tiny.id.endswith(f"@{tiny.precision}")
+    other = "f32" if tiny.precision == "bf16" else "bf16"
+    assert OpenVinoEmbedder(folder, "openvino:tiny", precision=other).id != tiny.id
+    f32 = OpenVinoEmbedder(folder, "openvino:tiny", precision="f32")
+    assert computed(f32) == "f32" and f32.id.endswith("@f32")
+    copy = pickle.loads(pickle.dumps(f32))   # as Ray ships it: a worker computes as the driver does
+    assert copy.precision == "f32" and copy.id == f32.id
 
 
 def test_a_ray_actor_s_thread_count_reaches_the_compiled_graph(folder) -> None:
@@ -137,3 +152,7 @@ def test_the_real_model_keeps_torch_s_embeddings(tmp_path) -> None:
     # fp32: 1.0000; bfloat16 (AVX-512 BF16 or AMX): 0.99997 on 639 news paragraphs, the least 0.99997.
     assert cosine.min() >= (0.99999 if ours.precision == "f32" else 0.9995), (ours.precision, cosine)
     assert ((a @ b.T).argmax(axis=1) == np.arange(len(SENTENCES))).all()
+    # Compiled for f32 on any CPU: torch's embeddings, under their own id where this CPU computes in bf16.
+    f32 = OpenVinoEmbedder(ours.path, ours.spec, precision="f32")
+    assert np.allclose(f32.encode(SENTENCES), b, atol=1e-5)
+    assert (f32.id == ours.id) == (ours.precision == "f32")
