@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
+from .errors import UserInputError
 from .themes import keyword_hits
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class ThemeClassifier(BaseEstimator):
         """The training rows' features, built before any label is known: fit() takes them (features=), so that
         self-training's second fit and the scores in between build them once (the same texts give the same TF-IDF
         words and matrix; at 20k paragraphs, about 4 s a round). anchors: (K, dim) unit rows, one per theme."""
+        self._check_settings()   # here, before the long work, rather than deep in the first fit
         keywords = [list(k) for k in keywords] if keywords is not None and any(keywords) else None
         f = TrainingFeatures(settings=self._feature_settings(), keywords=keywords,
                              anchors=np.asarray(anchors, dtype=np.float32),
@@ -96,6 +98,15 @@ class ThemeClassifier(BaseEstimator):
         f.named = keyword_hits(texts, keywords) if keywords is not None else None
         f.X = _stack(embeddings, f.anchors, f.anchor_scale, f.named, words, self.tfidf_weight)
         return f
+
+    def _check_settings(self) -> None:
+        ok = (_positive(self.C) and _positive(self.tfidf_weight, 0) and _positive(self.anchor_weight, 0)
+              and (self.max_features is None or (_whole(self.max_features) and self.max_features >= 1)))
+        if not ok:
+            raise UserInputError(f"ThemeClassifier settings: C must be above 0, tfidf_weight and anchor_weight 0 or "
+                                 f"more, max_features a whole number from 1 (or None); got C={self.C!r}, "
+                                 f"tfidf_weight={self.tfidf_weight!r}, anchor_weight={self.anchor_weight!r}, "
+                                 f"max_features={self.max_features!r}")
 
     def _feature_settings(self) -> tuple:
         return self.tfidf_weight, self.anchor_weight, self.max_features
@@ -281,6 +292,17 @@ def _stack(embeddings: np.ndarray, anchors: np.ndarray, anchor_scale: float, nam
     if words is None:
         return dense
     return sp.hstack([sp.csr_matrix(dense), words * tfidf_weight], format="csr")
+
+
+def _whole(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _positive(x, floor: float | None = None) -> bool:
+    """x is a finite number above 0 (or at least `floor`, where given)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.number)) or not np.isfinite(x):
+        return False
+    return x >= floor if floor is not None else x > 0
 
 
 def _platt(z: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -98,11 +98,18 @@ def _mixture_probability(s: np.ndarray, seed: int) -> np.ndarray:
     if len(s) < 4 or np.ptp(s) < 1e-6:
         return (s >= np.median(s)).astype(float)
     gm = GaussianMixture(2, random_state=seed).fit(s[:, None])
-    high = int(np.argmax(gm.means_.ravel()))
+    means = gm.means_.ravel()
+    high = int(np.argmax(means))
     p = gm.predict_proba(s[:, None])[:, high]
-    # Below the high component's mean, a larger similarity can never mean a smaller probability.
+    # A larger similarity can never mean a smaller probability. Where one component is wider, it owns both far tails:
+    # a wide high component the far low one (one odd paragraph far below the rest, such as a code listing, would
+    # be "sure" of the theme), a wide low component the far high one. So below the low component's mean each
+    # probability is at most those above it, and then each at least those below it.
     order = np.argsort(s)
-    p[order] = np.maximum.accumulate(p[order])
+    ranked = p[order]
+    tail = int(np.searchsorted(s[order], means.min(), side="right"))
+    ranked[:tail] = np.minimum.accumulate(ranked[:tail][::-1])[::-1]
+    p[order] = np.maximum.accumulate(ranked)
     return p
 
 
@@ -232,9 +239,11 @@ def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos
             continue
         info.themes, info.reasons = [], {}
         share = (own if likely is None else likely)[idx].mean(axis=0)
-        cluster_words = " ".join(info.keywords).lower()
+        # Whole phrases, each within one of the cluster's top words or phrases ("port" is not in "support")
+        found = keyword_hits(["; ".join(info.keywords)], [[w] for t in themes for w in t.keywords])[0]
+        first = np.cumsum([0] + [len(t.keywords) for t in themes])
         for k, theme in enumerate(themes):
-            matched = [w for w in theme.keywords if w.lower() in cluster_words]
+            matched = [w for w, hit in zip(theme.keywords, found[first[k]:first[k + 1]]) if hit]
             given = share[k] >= 0.5 or (share[k] >= 0.3 and bool(matched))
             why = f"{share[k]:.0%} of its paragraphs {evidence} (mean similarity {sim[idx, k].mean():.2f})"
             if named[idx, k].any():

@@ -20,7 +20,7 @@ from .label import anchors, label, nearest, relabel, same_count_cuts, smooth
 from .report import cluster_report
 from .storage import check_output_dir
 from .tagger import ThemeTagger
-from .themes import Theme, load_themes
+from .themes import Theme, check_themes, load_themes
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,10 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     if max_fit is not None and (isinstance(max_fit, bool) or not isinstance(max_fit, (int, np.integer)) or max_fit < 1):
         raise UserInputError(f"max_fit must be a whole number of at least 1 (None: all paragraphs), got {max_fit!r}")
     stages = _Stages()
-    theme_list = themes if isinstance(themes, list) else load_themes(themes)
+    if isinstance(self_training_rounds, bool) or not isinstance(self_training_rounds, (int, np.integer)) \
+            or self_training_rounds < 0:
+        raise UserInputError(f"self_training_rounds must be a whole number, 0 or more, got {self_training_rounds!r}")
+    theme_list = check_themes(themes) if isinstance(themes, (list, tuple)) else load_themes(themes)
     corrections = review.read_assignments(assignments, theme_list) if assignments is not None else None
     if out is not None:
         check_output_dir(Path(out))   # fail before the long work, not after it
@@ -161,10 +164,7 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
         pseudo = review.apply_assignments(pseudo, labels, infos, corrections, theme_list)
         head = stages.run("classifier", fit, pseudo)
 
-    notes = [f"theme {t.id!r}: no paragraph of the corpus was labelled with it, so the model knows it only from "
-             "the theme file's own texts and will give it rarely, if ever. Add keywords (phrases that name the theme) "
-             "or examples in the corpus's own words to the theme file, or a few articles about it to the corpus"
-             for t, n in zip(theme_list, (pseudo.targets & pseudo.mask).sum(axis=0)) if n == 0]
+    notes = _theme_notes(theme_list, pseudo, prompt_targets, head)
     for note in notes:
         log.warning("%s", note)
     summary = TrainSummary(
@@ -191,3 +191,29 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     tagger.training_labels_ = pseudo   # kept on the object for inspection and benchmarks; not saved
     tagger.training_paragraphs_ = paragraphs
     return tagger, summary
+
+
+def _theme_notes(themes: list[Theme], pseudo, prompt_targets: np.ndarray, head: ThemeClassifier) -> list[str]:
+    """What the user should know about a theme the model learnt badly or not at all, one line each."""
+    learnt = (pseudo.targets & pseudo.mask).sum(axis=0)           # the corpus's paragraphs it learnt the theme from
+    against = (~pseudo.targets & pseudo.mask).sum(axis=0)         # and those it learnt it is not
+    positives = learnt + prompt_targets.sum(axis=0)
+    negatives = against + (~prompt_targets).sum(axis=0)
+    notes = []
+    for k, t in enumerate(themes):
+        if not head.trained_[k]:
+            notes.append(f"theme {t.id!r}: too few training paragraphs for and against it ({positives[k]} and "
+                         f"{negatives[k]}, the theme file's texts included) to learn it, so the model gives it only "
+                         "to a paragraph that names it (one of its keywords). Add a theme, or articles that are not "
+                         "about it, to the corpus")
+        elif learnt[k] == 0:
+            notes.append(f"theme {t.id!r}: no paragraph of the corpus was labelled with it, so the model knows it only "
+                         "from the theme file's own texts and will give it rarely, if ever. Add keywords (phrases that "
+                         "name the theme) or examples in the corpus's own words to the theme file, or a few articles "
+                         "about it to the corpus")
+        elif against[k] == 0:
+            notes.append(f"theme {t.id!r}: every paragraph of the corpus it learnt from carries it, so only the "
+                         "other themes' texts show the model what it is not, and it may be given to text about "
+                         "anything else. Check its keywords (does one match every paragraph?), or add articles that "
+                         "are not about it to the corpus")
+    return notes

@@ -124,7 +124,8 @@ def read_assignments(path: str | Path, themes: list[Theme]) -> Assignments:
     except (OSError, UnicodeError):
         raise UserInputError(f"assignments file {path} is not a readable UTF-8 text file") from None
     order = [t.id for t in themes]
-    names = {t.id.lower(): t.id for t in themes} | {t.label.lower(): t.id for t in themes}
+    # A label never hides another theme's id: training writes ids into the cells a person edits.
+    names = {t.label.lower(): t.id for t in themes} | {t.id.lower(): t.id for t in themes}
     # A spreadsheet set to a European locale saves CSV with semicolons between the cells. Blank lines before the
     # header are skipped, as they are between rows, so the header is the first line with text.
     first = next((line for line in text.splitlines() if line.strip()), "")

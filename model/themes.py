@@ -134,11 +134,35 @@ def parse_themes(text: str, source: str = "theme file") -> list[Theme]:
 
 def load_themes(path: str | Path) -> list[Theme]:
     """Read and validate a theme file."""
+    if isinstance(path, str) and "\n" in path:
+        raise UserInputError("theme file: got a text of several lines where its path goes; parse a theme file's text "
+                             "with model.parse_themes(text)")
     path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"theme file {path} does not exist")
+    try:
+        found = path.is_file()
+    except OSError:   # e.g. a name too long: the theme file's text given where its path goes
+        found = False
+    if not found:
+        raise UserInputError(f"theme file {str(path)[:200]} does not exist")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise UserInputError(f"theme file {path} is not a UTF-8 text file") from None
     return parse_themes(text, source=str(path))
+
+
+def check_themes(themes) -> list[Theme]:
+    """Themes given as objects rather than a file, checked as a theme file is: at least one, each a Theme, the ids
+    unique and without ';'."""
+    if not isinstance(themes, (list, tuple)) or not themes:
+        raise UserInputError("themes: give a theme file's path or a non-empty list of Theme objects")
+    for t in themes:
+        if not isinstance(t, Theme):
+            raise UserInputError(f"themes: every item must be a Theme, got {type(t).__name__}")
+        if not t.id or ";" in t.id:
+            raise UserInputError(f"themes: a theme id must be non-empty and may not hold ';', got {t.id!r}")
+    ids = [t.id for t in themes]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise UserInputError(f"themes: the id(s) {', '.join(map(repr, twice))} appear more than once")
+    return list(themes)

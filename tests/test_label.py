@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.label import nearest, same_count_cuts, smooth
+from model.cluster import ClusterInfo
+from model.label import _mixture_probability, cluster_vote, nearest, same_count_cuts, smooth
+from model.themes import Theme
 
 
 def _unit(rows) -> np.ndarray:
@@ -204,3 +206,29 @@ def test_each_article_counts_once_in_the_anchors_refinement() -> None:
     assert by_article[0, 2] < by_paragraph[0, 2]
     # With every paragraph its own article, the two weightings agree.
     np.testing.assert_allclose(refine_anchors(emb, anchor, np.arange(len(emb))), by_paragraph, atol=1e-6)
+
+
+def test_one_odd_paragraph_far_below_the_rest_makes_no_paragraph_sure_of_a_theme() -> None:
+    # Most paragraphs far from the theme, a tenth near it. One more far below them all (a code listing, say) sits in
+    # the tail of the wider, high component: it once got probability ~1, and the monotone fix then made all 1,001
+    # paragraphs "sure" of the theme.
+    rng = np.random.default_rng(0)
+    s = np.concatenate([rng.normal(0.2, 0.03, 900), rng.normal(0.35, 0.1, 100)])
+    sure = (_mixture_probability(s, 0) >= 0.9).sum()
+    odd = _mixture_probability(np.append(s, -0.3), 0)
+    assert sure < 200 and (odd >= 0.9).sum() < 200
+    assert odd[-1] < 0.1                                   # the odd paragraph itself is not about the theme
+    order = np.argsort(np.append(s, -0.3))
+    assert (np.diff(odd[order]) >= 0).all()                # a larger similarity never means a smaller probability
+
+
+def test_a_theme_keyword_counts_among_a_clusters_top_words_only_as_a_whole_word() -> None:
+    # "port" is not in "support", "ship" not in "partnership": 40% of the cluster is not enough without a real match
+    themes = [Theme("shipping", "Shipping", "Ports, ships and cargo.", keywords=("ship", "port"))]
+    own = np.zeros((10, 1), bool)
+    own[:4] = True
+    for words, given in ((["partnership", "support", "friendship"], False), (["cargo", "port", "cranes"], True)):
+        info = ClusterInfo(0, 10, words, [0], [], {})
+        cluster_vote(own, np.ones_like(own), np.zeros(10, int), [info], themes, np.zeros((10, 1)),
+                     np.zeros((10, 1)), np.zeros((10, 1), bool), "are likely")
+        assert (info.themes == ["shipping"]) == given, (words, info.reasons)

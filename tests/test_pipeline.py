@@ -18,6 +18,7 @@ import model
 import model.cluster
 from model import UserInputError, load_themes
 from model.corpus import Article, paragraphs_of, read_corpus
+from model.classifier import ThemeClassifier
 from model.embed import EmbeddingCache, embed_texts
 
 THEME_IDS = ["farm_shop", "cloud_data", "city_traffic"]
@@ -372,6 +373,48 @@ def test_large_corpus_clusters_a_sample_and_assigns_the_rest(synthetic, fake_emb
     assert accuracy(tagger, synthetic.heldout) >= 0.7
 
 
+@pytest.mark.parametrize(("themes", "pattern"), [
+    ([], r"a non-empty list of Theme objects"),
+    (["farm"], r"every item must be a Theme, got str"),
+    ([model.Theme("a", "A", "One."), model.Theme("a", "A", "Two.")], r"the id\(s\) 'a' appear more than once"),
+    ("[a]\ndescription = 'A theme file's text, not its path.'\n", r"parse a theme file's text with"),
+])
+def test_themes_given_as_objects_are_checked_as_a_theme_file_is(synthetic, fake_embedder, themes, pattern) -> None:
+    # checked before the embedding: two themes of one id once trained, and tagging kept only one score of the two
+    with pytest.raises(UserInputError, match=pattern):
+        model.train(synthetic.corpus_dir, themes, embedder=fake_embedder, cache_dir=None, progress=False)
+
+
+@pytest.mark.parametrize("settings", [{"self_training_rounds": -1}, {"self_training_rounds": 1.5},
+                                      {"classifier": ThemeClassifier(C=0)},
+                                      {"classifier": ThemeClassifier(max_features=0)}])
+def test_bad_training_settings_are_one_clear_error(synthetic, fake_embedder, settings) -> None:
+    with pytest.raises(UserInputError, match=r"self_training_rounds must be|ThemeClassifier settings"):
+        model.train(synthetic.corpus_dir, synthetic.themes_path, embedder=fake_embedder, cache_dir=None,
+                    progress=False, **settings)
+
+
+def test_a_theme_the_model_cannot_learn_is_named_in_the_summary(fake_embedder) -> None:
+    # One theme and a corpus of one paragraph over and over: nothing is against it, so the classifier is left
+    # untrained; that was a log line naming "theme 0", not a warning in the summary.
+    themes = [model.Theme("cloud_data", "Cloud data", "Cloud computing in a datacentre: servers, storage.")]
+    articles = [Article(f"a{i}", "Cloud servers in the datacentre racks store backups.") for i in range(5)]
+    tagger, summary = model.train(articles, themes, embedder=fake_embedder, cache_dir=None, progress=False)
+    assert not tagger.classifier.trained_[0]
+    assert any(w.startswith("theme 'cloud_data': too few training paragraphs") for w in summary.warnings)
+
+
+def test_a_theme_every_paragraph_carries_is_named_in_the_summary(synthetic, fake_embedder) -> None:
+    # A keyword in every paragraph gives the theme every training row of the corpus: nothing shows what it is not.
+    farm = load_themes(synthetic.themes_path)
+    keyword = farm[0].keywords[0]
+    articles = [Article(a.id, "\n\n".join(f"{p.strip()} {keyword}." for p in a.text.split("\n\n") if p.strip()))
+                for a in synthetic.articles]
+    _, summary = model.train(articles, farm, embedder=fake_embedder, cache_dir=None, progress=False)
+    assert any(w.startswith(f"theme {farm[0].id!r}: every paragraph of the corpus it learnt from carries it")
+               for w in summary.warnings), summary.warnings
+
+
 @pytest.mark.parametrize("max_fit", [0, -5, 2.5, True])
 def test_max_fit_must_be_a_whole_number_of_at_least_one(synthetic, fake_embedder, max_fit) -> None:
     with pytest.raises(UserInputError, match=r"max_fit must be a whole number of at least 1"):
@@ -420,5 +463,7 @@ def test_a_theme_no_paragraph_carries_is_warned_about(synthetic, fake_embedder, 
     assert summary.paragraphs_per_theme["city_traffic"] == 0
     warned = [w for w in summary.warnings if "'city_traffic'" in w]
     assert len(warned) == 1 and "keywords" in warned[0]              # it says what to add
-    assert not any("'farm_shop'" in w for w in summary.warnings)
+    # farm_shop is learnt, from every paragraph: that warning, not the one for a theme no paragraph carries
+    farm = [w for w in summary.warnings if "'farm_shop'" in w]
+    assert len(farm) == 1 and farm[0].startswith("theme 'farm_shop': every paragraph of the corpus"), farm
     assert any("'city_traffic'" in r.getMessage() for r in caplog.records)

@@ -15,7 +15,7 @@ import model.pipeline
 from model import UserInputError
 from model.cli import main
 from model.review import read_assignments
-from model.themes import load_themes
+from model.themes import load_themes, parse_themes
 
 
 def read_csv(path) -> list[dict]:
@@ -316,3 +316,13 @@ def test_a_file_from_another_corpus_is_refused(trained, synthetic, fake_embedder
     with pytest.raises(UserInputError, match="written for another corpus"):
         model.train(synthetic.articles[:-3], synthetic.themes_path, embedder=fake_embedder, cache_dir=None,
                     progress=False, assignments=trained.out / "assignments.csv")
+
+
+def test_a_label_never_hides_another_themes_id(tmp_path) -> None:
+    # training writes ids into the themes cells: "traffic" is the id of one theme and the label of another
+    themes = parse_themes('[traffic]\nlabel = "Road traffic"\ndescription = "Congestion, buses and parking."\n'
+                          '[transport]\nlabel = "Traffic"\ndescription = "Public transport tickets and fares."\n')
+    path = tmp_path / "a.csv"
+    path.write_text("cluster,themes,set_by,vote,corpus\n0,traffic,person,none,abc\n1,Traffic; road traffic,person,"
+                    "none,abc\n", encoding="utf-8")
+    assert read_assignments(path, themes).themes == {0: ["traffic"], 1: ["traffic"]}
