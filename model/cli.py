@@ -110,11 +110,12 @@ def run_tag(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UserInputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    # On either path: the output replaces what is at its name, and that must not be the corpus.
+    if Path(args.out).resolve() == Path(args.corpus).resolve():
+        raise UserInputError(f"--out {args.out} is the corpus itself; write the table to another file")
     if args.ray is not None:
         return _run_tag_on_ray(args)
     output_format(args.out)
-    if Path(args.out).resolve() == Path(args.corpus).resolve():
-        raise UserInputError(f"--out {args.out} is the corpus itself; write the table to another file")
     tagger = ThemeTagger.load(args.model, embedding_model=args.embedding_model)
     start = time.perf_counter()
     rows = tag_file(tagger, args.corpus, args.out, batch_size=args.batch_size, progress=not args.quiet)
@@ -132,8 +133,9 @@ def _run_tag_on_ray(args: argparse.Namespace) -> int:
         raise UserInputError("--embedding-model is not used with --ray: the actors load the model folder's own "
                              "embedder")
     start = time.perf_counter()
+    # The same article batches as without Ray (tag_many's), so the same scores: a batch's padding changes them.
     rows = tag_path(args.corpus, args.out, args.model, address=args.ray, workers=args.workers,
-                    batch_size=min(args.batch_size, 128))
+                    batch_size=args.batch_size)
     seconds = time.perf_counter() - start
     print(f"Tagged {rows} articles on Ray into {args.out} in {seconds:.1f} s "
           f"({rows / max(seconds, 1e-9):.1f} articles/s).")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import socket
 import sys
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import embed as _embed   # its CHUNK, read at call time
 from .embed import DEFAULT, EmbeddingCache, Embedder, SentenceTransformerEmbedder, default_cache_dir, load_embedder
 from .errors import UserInputError
 from .onnx_embed import set_threads
@@ -52,13 +55,15 @@ def ray_session(address: str | None = None, workers: int | None = None, threads:
         yield ray
         return
     kwargs = {"logging_level": logging.WARNING, "runtime_env": runtime_env}
-    if address in (None, "local"):
+    if _starts_new_ray(address):
         kwargs["include_dashboard"] = False
         if workers is not None:
             kwargs["num_cpus"] = max(os.cpu_count() or 1, workers * threads + 1)
+    elif address not in (None, "auto"):
+        _check_address(address)
     try:
         ray.init(address=address, **kwargs)
-    except ConnectionError as exc:
+    except (ConnectionError, ValueError) as exc:   # ValueError: an address Ray can't parse
         raise UserInputError(f"could not reach a Ray cluster at {address!r}: {exc}") from None
     try:
         yield ray
@@ -66,12 +71,38 @@ def ray_session(address: str | None = None, workers: int | None = None, threads:
         ray.shutdown()
 
 
+def _starts_new_ray(address: str | None) -> bool:
+    """Whether ray.init(address) starts a Ray here: with None it joins $RAY_ADDRESS or a `ray start` cluster on this
+    machine if there is one, and Ray refuses num_cpus for a cluster it joins."""
+    if address is None:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        return canonicalize_bootstrap_address(None) is None
+    return address == "local"
+
+
+def _check_address(address: str) -> None:
+    """Fail at once on an address that can't work: Ray retries an unreachable one for minutes."""
+    if address.startswith("ray://"):
+        try:
+            import grpc  # noqa: F401   Ray Client's transport, in ray[client]
+        except ImportError:
+            raise UserInputError(f"a ray:// address needs Ray Client, which is not installed: {INSTALL}") from None
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        raise UserInputError(f"Ray address {address!r} is not 'auto', 'local', host:port or ray://host:port")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise UserInputError(f"could not reach a Ray cluster at {address!r}: {exc.strerror or exc}") from None
+
+
 def _pool_size(ray, workers: int | None, threads: int) -> int:
     """Actors for the pool: one CPU of the cluster stays free, or the tasks that read and split the data beside
     the actors never get one, and the job waits forever."""
     cpus = int(ray.cluster_resources().get("CPU", 1))
-    if workers is None:
-        return max(1, (cpus - 1) // threads)
+    if workers is None:   # on a one-CPU cluster this is refused below: a pool of none would wait forever too
+        workers = max(1, (cpus - 1) // threads)
     if workers < 1:
         raise UserInputError(f"workers must be at least 1, got {workers}")
     if workers * threads > cpus - 1:
@@ -169,20 +200,59 @@ def read_articles(inputs: str | os.PathLike, batch_size: int = 128, text_column:
     Ray in parallel; a folder of .txt, a .txt, .jsonl or .csv by the project's own reader (model/corpus.py, the
     same ids and text as single-process training and tagging), on this machine."""
     ray = require_ray()
+    import pyarrow as pa
+
     path = str(inputs)
     if _is_parquet(path):
         if "://" not in path and not Path(path).exists():
             raise UserInputError(f"input {path} does not exist")
         ds = ray.data.read_parquet(path)
         _check_columns(ds, (id_column, text_column))
-        return ds.select_columns(list(dict.fromkeys([id_column, text_column])))
-    import pyarrow as pa
-
+        if ds.count() == 0:   # from the files' metadata; with no rows there would be no output to write
+            raise UserInputError(f"input {path} has no articles")
+        kind = ds.schema().base_schema.field(text_column).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+            raise UserInputError(f"the input's {text_column!r} column holds {kind}, not text")
+        ds = ds.select_columns(list(dict.fromkeys([id_column, text_column])))
+        if "://" not in path and _missing_ids(path, id_column):
+            ds = _numbered(ray, path, batch_size, text_column, id_column)
+        # As the project's readers do: an article without text is skipped (tag_path warns how many), not tagged.
+        return ds.map_batches(_with_text, batch_format="pyarrow", fn_kwargs={"text_column": text_column})
     from .corpus import read_corpus
 
     articles = read_corpus(path)
     table = pa.table({id_column: [a.id for a in articles], text_column: [a.text for a in articles]})
     return ray.data.from_arrow([table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size)])
+
+
+def _missing_ids(path: str, id_column: str) -> bool:
+    """Whether a local Parquet input has a row with a null or empty id."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    ids = pq.read_table(path, columns=[id_column]).column(id_column)   # the ids alone: small beside the texts
+    return ids.null_count > 0 or bool(pc.any(pc.equal(ids.cast("string"), "")).as_py())
+
+
+def _numbered(ray, path: str, batch_size: int, text_column: str, id_column: str):
+    """The Parquet read here rather than by Ray, whose parallel read has no row numbers: a row without an id gets
+    "row-N", its number in the input, as the JSONL reader's "line-N"."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=list(dict.fromkeys([id_column, text_column])))
+    ids = [f"row-{n}" if i is None or str(i) == "" else str(i)
+           for n, i in enumerate(table.column(id_column).to_pylist(), 1)]
+    table = table.set_column(table.schema.get_field_index(id_column), id_column, pa.array(ids, pa.string()))
+    return ray.data.from_arrow([table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size)])
+
+
+def _with_text(batch, text_column: str):
+    """The rows whose text is more than white space."""
+    import pyarrow.compute as pc
+
+    text = pc.utf8_trim_whitespace(batch.column(text_column).cast("string"))
+    return batch.filter(pc.fill_null(pc.greater(pc.utf8_length(text), 0), False))
 
 
 def tag_path(inputs: str | os.PathLike, out: str | os.PathLike, model_dir: str | os.PathLike, *,
@@ -201,12 +271,10 @@ def tag_path(inputs: str | os.PathLike, out: str | os.PathLike, model_dir: str |
     single = out.lower().endswith(".parquet")
     if "://" not in out:
         out = os.path.abspath(out)   # the workers' working folder is not ours
-        if not single and os.path.isdir(out) and any(os.scandir(out)):
-            raise UserInputError(f"output folder {out} is not empty; give a new folder, or a path ending in .parquet")
-        if single and os.path.isdir(out):
-            raise UserInputError(f"output {out} is a folder; give a file path ending in .parquet")
+        _check_output(out, single)
     model_path = Path(model_dir)
-    if ship_model or address in (None, "local") or model_path.exists():
+    # "auto" is a cluster on this machine, which sees this filesystem too.
+    if ship_model or address in (None, "local", "auto") or model_path.exists():
         # Check here, before any work, what can be checked here; a remote cluster may see another filesystem.
         from .tagger import ThemeTagger
 
@@ -214,14 +282,44 @@ def tag_path(inputs: str | os.PathLike, out: str | os.PathLike, model_dir: str |
     runtime_env = None
     if ship_model:   # the job's working folder on every node is then a copy of the model folder
         runtime_env, model_dir = {"working_dir": str(model_path.resolve())}, "."
-    with ray_session(address, workers, threads, runtime_env) as ray:
-        ds = read_articles(inputs, batch_size, text_column, id_column)
-        tagged = tag_dataset(ds, model_dir, text_column=text_column, id_column=id_column, workers=workers,
-                             batch_size=batch_size, threads=threads, embedder=embedder)
-        if not single:
-            tagged.write_parquet(out)
-            return ray.data.read_parquet(out).count()
-        return _write_one_file(tagged, out)
+    # A folder is written under a hidden name beside it and renamed at the end, as one file is (_write_one_file),
+    # so a failed or interrupted run leaves nothing under the final name. Object storage has no rename.
+    tmp = None if single or "://" in out else os.path.join(os.path.dirname(out),
+                                                           f".{os.path.basename(out)}.tmp-{os.getpid()}")
+    try:
+        with ray_session(address, workers, threads, runtime_env) as ray:
+            ds = read_articles(inputs, batch_size, text_column, id_column)
+            tagged = tag_dataset(ds, model_dir, text_column=text_column, id_column=id_column, workers=workers,
+                                 batch_size=batch_size, threads=threads, embedder=embedder)
+            if single:
+                rows = _write_one_file(tagged, out)
+            else:
+                tagged.write_parquet(tmp or out)
+                if tmp is not None and not any(Path(tmp).glob("*.parquet")):
+                    raise UserInputError("the input has no articles")
+                rows = ray.data.read_parquet(tmp or out).count()
+                if tmp is not None:
+                    os.replace(tmp, out)   # over an empty folder too
+            if _is_parquet(str(inputs)):   # the other readers warn of each empty article as they skip it
+                skipped = ray.data.read_parquet(str(inputs)).count() - rows
+                if skipped:
+                    log.warning("skipped %d articles without text in %s", skipped, inputs)
+            return rows
+    finally:
+        if tmp is not None:   # after the session: one this call started has stopped its workers, which wrote here
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_output(out: str, single: bool) -> None:
+    """Before any work: a place the output can go."""
+    if not os.path.isdir(os.path.dirname(out)):
+        raise UserInputError(f"output {out}: there is no folder {os.path.dirname(out)}")
+    if single and os.path.isdir(out):
+        raise UserInputError(f"output {out} is a folder; give a file path ending in .parquet")
+    if not single and os.path.exists(out) and not os.path.isdir(out):
+        raise UserInputError(f"output {out} is a file; give a new folder, or a path ending in .parquet")
+    if not single and os.path.isdir(out) and any(os.scandir(out)):
+        raise UserInputError(f"output folder {out} is not empty; give a new folder, or a path ending in .parquet")
 
 
 class _NoEmbedder:
@@ -284,7 +382,8 @@ class _Embed:
 
 def embed_corpus(texts: Sequence[str], embedding_model: str | Embedder = DEFAULT,
                  cache_dir: str | os.PathLike | EmbeddingCache = "default", *, address: str | None = None,
-                 workers: int | None = None, batch_size: int = 256, threads: int = 1, progress: bool = True) -> int:
+                 workers: int | None = None, batch_size: int | None = None, threads: int = 1,
+                 progress: bool = True) -> int:
     """Embed texts on a Ray cluster into the embedding cache, so that a following train() finds them all there.
 
     Only texts the cache lacks are sent. The vectors come back to this process, which alone writes the cache
@@ -293,7 +392,8 @@ def embed_corpus(texts: Sequence[str], embedding_model: str | Embedder = DEFAULT
     embedding_model: a spec that each worker loads (load_embedder), or an embedder object: a sentence-transformer
     is loaded by its spec on each worker, any other is pickled to them (an ONNX one as the path of its build, which
     every worker must see; static, a test's fake). Each worker checks its embedder's id against this one's, so the
-    vectors fit the cache keys."""
+    vectors fit the cache keys. batch_size: texts per encode call, by default embed_texts' chunk: OpenVINO's bf16
+    vectors depend on which texts share a call, so only the same chunks give the vectors a run without Ray gets."""
     if isinstance(cache_dir, EmbeddingCache):
         cache = cache_dir
     else:
@@ -309,6 +409,7 @@ def embed_corpus(texts: Sequence[str], embedding_model: str | Embedder = DEFAULT
         return 0
     import pyarrow as pa
 
+    batch_size = batch_size or _embed.CHUNK
     with ray_session(address, workers, threads) as ray:
         table = pa.table({"key": [k for k, _ in todo], "text": [t for _, t in todo]})
         ds = ray.data.from_arrow([table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size)])

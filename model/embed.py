@@ -406,8 +406,11 @@ def _corrupt(exc: sqlite3.DatabaseError) -> bool:
     return _error_code(exc) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
+CHUNK = 1024   # texts per encode call in embed_texts; distributed.embed_corpus sends the same chunks
+
+
 def embed_texts(texts: Sequence[str], embedder: Embedder, cache: EmbeddingCache | None = None,
-                show_progress: bool = False, chunk: int = 1024) -> np.ndarray:
+                show_progress: bool = False, chunk: int = CHUNK) -> np.ndarray:
     """Embed texts, each distinct text once, reusing and filling the cache; chunks are stored as they finish, so an
     interrupted run loses little."""
     if not texts:

@@ -22,6 +22,7 @@ from conftest import HashEmbedder, make_article
 
 import model
 from model import ThemeTagger, UserInputError
+from model.cli import main
 from model.corpus import paragraphs_of
 from model.distributed import embed_corpus, tag_dataset, tag_path
 from model.embed import EmbeddingCache, embed_texts
@@ -240,3 +241,142 @@ def test_without_ray_one_clear_error(synthetic, trained, tmp_path) -> None:
     assert errors == ["error: distributed runs need Ray, which is not installed: pip install -e '.[ray]'"] * 2
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "m").exists()
+
+
+# ---------------------------------------------------------------------------------------------- same as without Ray
+
+class BatchSensitive(HashEmbedder):
+    """The fake embedder, plus a trace of how many texts shared the call: as OpenVINO's bf16 vectors differ a little
+    with the batch a text is in, these differ with it, so only the very same batches give the same vectors."""
+
+    def encode(self, texts, show_progress: bool = False):
+        return super().encode(texts, show_progress) + np.float32(1e-3 * len(texts))
+
+
+def test_embed_corpus_sends_the_chunks_embed_texts_sends(cluster, tmp_path) -> None:
+    texts = [f"paragraph {i} about harvest {i % 7} and cloud {i % 11}" for i in range(1100)]   # two chunks
+    assert embed_corpus(texts, BatchSensitive(), tmp_path / "ray", workers=2, progress=False) == len(texts)
+    found = EmbeddingCache(tmp_path / "ray" / "embeddings.sqlite").get(
+        [EmbeddingCache.key(BatchSensitive().id, t) for t in texts])
+    ray_vectors = np.vstack([found[EmbeddingCache.key(BatchSensitive().id, t)] for t in texts])
+    local = embed_texts(texts, BatchSensitive(), EmbeddingCache(tmp_path / "local.sqlite"))   # training's embed
+    np.testing.assert_array_equal(ray_vectors, local)
+
+
+# ---------------------------------------------------------------------------------------------- output and input checks
+
+def test_tag_never_writes_over_its_corpus(trained, tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    corpus = tmp_path / "victim.parquet"
+    pq.write_table(pa.table({"id": ["a"], "text": ["Some article."]}), corpus)
+    before = corpus.read_bytes()
+    assert main(["tag", str(trained.out), str(corpus), "--out", str(corpus), "--ray"]) == 2
+    assert corpus.read_bytes() == before
+
+
+def test_output_checked_before_any_work(cluster, trained, tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text(json.dumps({"id": "a", "text": "Some article about the farm shop."}) + "\n", encoding="utf-8")
+    with pytest.raises(UserInputError, match="there is no folder"):
+        tag_path(jsonl, tmp_path / "no" / "such" / "tags.parquet", trained.out, embedder=HashEmbedder())
+    (tmp_path / "afile").write_text("keep me", encoding="utf-8")
+    with pytest.raises(UserInputError, match="is a file"):
+        tag_path(jsonl, tmp_path / "afile", trained.out, embedder=HashEmbedder())
+    assert (tmp_path / "afile").read_text(encoding="utf-8") == "keep me"
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({"id": pa.array([], pa.string()), "text": pa.array([], pa.string())}), empty)
+    with pytest.raises(UserInputError, match="no articles"):
+        tag_path(empty, tmp_path / "tags", trained.out, embedder=HashEmbedder())
+    binary = tmp_path / "binary.parquet"
+    pq.write_table(pa.table({"id": ["a"], "text": pa.array([b"bytes"], pa.binary())}), binary)
+    with pytest.raises(UserInputError, match="not text"):
+        tag_path(binary, tmp_path / "tags", trained.out, embedder=HashEmbedder())
+    with pytest.raises(UserInputError, match="no saved model"):   # checked here: "auto" is on this machine
+        tag_path(jsonl, tmp_path / "t.parquet", tmp_path / "missing-model", address="auto", embedder=HashEmbedder())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "binary.parquet", "empty.parquet", "in.jsonl"]
+
+
+def test_parquet_rows_read_as_the_other_readers_read_them(cluster, trained, fake_embedder, articles,
+                                                         tmp_path) -> None:
+    """Articles without text are skipped, not tagged; a row without an id gets its row number, as JSONL's line-N."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    some = articles[:30] + [("blank", "   "), ("null", None), (None, articles[40][1]), ("", articles[41][1])]
+    pq.write_table(pa.table({"id": [i for i, _ in some], "text": [t for _, t in some]}), tmp_path / "in.parquet")
+    n = tag_path(tmp_path / "in.parquet", tmp_path / "tags", trained.out, workers=1, batch_size=8,
+                 embedder=HashEmbedder())
+    kept = [(i or f"row-{n}", t) for n, (i, t) in enumerate(some, 1) if t and t.strip()]
+    assert [i for i, _ in kept[-2:]] == ["row-33", "row-34"]
+    assert n == len(kept)
+    assert_same_rows(pq.read_table(tmp_path / "tags").to_pylist(),
+                     as_rows(ThemeTagger.load(trained.out, embedder=fake_embedder), kept))
+
+
+class FailOn(HashEmbedder):
+    """The fake embedder, except that it raises on one article: a job that fails part-way."""
+
+    def encode(self, texts, show_progress: bool = False):
+        if any("FAIL HERE" in t for t in texts):
+            raise RuntimeError("this batch fails")
+        return super().encode(texts, show_progress)
+
+
+def test_a_failed_folder_output_leaves_nothing_under_its_name(cluster, trained, articles, tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    some = [(i, t) for i, t in articles[:60] if t.strip()] + [("last", "FAIL HERE")]
+    pq.write_table(pa.table({"id": [i for i, _ in some], "text": [t for _, t in some]}), tmp_path / "in.parquet")
+    with pytest.raises(Exception, match="this batch fails"):
+        tag_path(tmp_path / "in.parquet", tmp_path / "tags", trained.out, workers=1, batch_size=8, embedder=FailOn())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]   # no part files, no temporary folder
+
+
+ADDRESSES = """
+from model.cli import main
+for address in ("bogus", "127.0.0.1:1", "ray://127.0.0.1:1"):
+    print("exit", main(["tag", {model_dir!r}, {inputs!r}, "--out", {out!r}, "--ray", address]))
+"""
+
+
+def test_a_bad_address_is_one_error_line_at_once(synthetic, trained, tmp_path) -> None:
+    """Not a traceback (an address Ray can't parse), nor minutes of Ray's retries (nothing listens at port 1)."""
+    code = ADDRESSES.format(model_dir=str(trained.out), inputs=str(synthetic.corpus_dir), out=str(tmp_path / "o"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_DISABLE_USAGE_STATS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.stdout.split() == ["exit", "2"] * 3, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3 and "Traceback" not in proc.stderr, proc.stderr
+    assert "'bogus'" in errors[0] and "'127.0.0.1:1'" in errors[1]
+    assert "'ray://127.0.0.1:1'" in errors[2] or "Ray Client" in errors[2]
+    assert not (tmp_path / "o").exists()
+
+
+ONE_CPU = """
+import ray
+from conftest import HashEmbedder
+from model import UserInputError
+from model.distributed import tag_path
+ray.init(num_cpus=1, include_dashboard=False, _temp_dir={temp!r})
+try:
+    tag_path({inputs!r}, {out!r}, {model_dir!r}, embedder=HashEmbedder())
+except UserInputError as exc:
+    print("refused:", exc)
+"""
+
+
+def test_a_one_cpu_cluster_is_refused_not_waited_on(synthetic, trained, tmp_path, tmp_path_factory) -> None:
+    """With --workers left out too: a pool of one actor there would take the only CPU, and the job would wait."""
+    code = ONE_CPU.format(inputs=str(synthetic.corpus_dir), out=str(tmp_path / "o.parquet"), model_dir=str(trained.out),
+                          temp=str(tmp_path_factory.mktemp("cpu1")))   # a short path: Ray's sockets are in it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+           "RAY_DISABLE_USAGE_STATS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180)
+    assert "refused: 1 workers of 1 CPU take all 1 CPUs of the Ray cluster" in proc.stdout, proc.stderr
+    assert not (tmp_path / "o.parquet").exists()
