@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from .errors import UserInputError
+from .errors import UserInputError, whole_number
 from .themes import keyword_hits
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class ThemeClassifier(BaseEstimator):
 
     def _check_settings(self) -> None:
         ok = (_positive(self.C) and _positive(self.tfidf_weight, 0) and _positive(self.anchor_weight, 0)
-              and (self.max_features is None or (_whole(self.max_features) and self.max_features >= 1)))
+              and (self.max_features is None or (whole_number(self.max_features) and self.max_features >= 1)))
         if not ok:
             raise UserInputError(f"ThemeClassifier settings: C must be above 0, tfidf_weight and anchor_weight 0 or "
                                  f"more, max_features a whole number from 1 (or None); got C={self.C!r}, "
@@ -292,10 +292,6 @@ def _stack(embeddings: np.ndarray, anchors: np.ndarray, anchor_scale: float, nam
     if words is None:
         return dense
     return sp.hstack([sp.csr_matrix(dense), words * tfidf_weight], format="csr")
-
-
-def _whole(x) -> bool:
-    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
 def _positive(x, floor: float | None = None) -> bool:

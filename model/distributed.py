@@ -222,6 +222,11 @@ def read_articles(inputs: str | os.PathLike, batch_size: int = 128, text_column:
 
     articles = read_corpus(path)
     table = pa.table({id_column: [a.id for a in articles], text_column: [a.text for a in articles]})
+    return _in_blocks(ray, table, batch_size)
+
+
+def _in_blocks(ray, table, batch_size: int):
+    """A Ray dataset of an Arrow table in blocks of batch_size rows, in order."""
     return ray.data.from_arrow([table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size)])
 
 
@@ -244,7 +249,7 @@ def _numbered(ray, path: str, batch_size: int, text_column: str, id_column: str)
     ids = [f"row-{n}" if i is None or str(i) == "" else str(i)
            for n, i in enumerate(table.column(id_column).to_pylist(), 1)]
     table = table.set_column(table.schema.get_field_index(id_column), id_column, pa.array(ids, pa.string()))
-    return ray.data.from_arrow([table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size)])
+    return _in_blocks(ray, table, batch_size)
 
 
 def _with_text(batch, text_column: str):
@@ -412,7 +417,7 @@ def embed_corpus(texts: Sequence[str], embedding_model: str | Embedder = DEFAULT
     batch_size = batch_size or _embed.CHUNK
     with ray_session(address, workers, threads) as ray:
         table = pa.table({"key": [k for k, _ in todo], "text": [t for _, t in todo]})
-        ds = ray.data.from_arrow([table.slice(i, batch_size) for i in range(0, table.num_rows, batch_size)])
+        ds = _in_blocks(ray, table, batch_size)
         vectors = ds.map_batches(_Embed, batch_size=batch_size, batch_format="pyarrow", num_cpus=threads,
                                  compute=ray.data.ActorPoolStrategy(size=_pool_size(ray, workers, threads)),
                                  fn_constructor_kwargs={"spec": embedder.spec, "expected_id": embedder.id,

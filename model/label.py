@@ -233,17 +233,17 @@ def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos
     targets = own.copy()
     clear = clear.copy()
     handed = np.zeros_like(own)
-    for info in infos:
+    # Whole phrases, each within one of a cluster's top words or phrases ("port" is not in "support")
+    found = keyword_hits(["; ".join(info.keywords) for info in infos], [[w] for t in themes for w in t.keywords])
+    first = np.cumsum([0] + [len(t.keywords) for t in themes])
+    for n, info in enumerate(infos):
         idx = np.flatnonzero(clusters == info.id)
         if info.id == OUTLIER:
             continue
         info.themes, info.reasons = [], {}
         share = (own if likely is None else likely)[idx].mean(axis=0)
-        # Whole phrases, each within one of the cluster's top words or phrases ("port" is not in "support")
-        found = keyword_hits(["; ".join(info.keywords)], [[w] for t in themes for w in t.keywords])[0]
-        first = np.cumsum([0] + [len(t.keywords) for t in themes])
         for k, theme in enumerate(themes):
-            matched = [w for w, hit in zip(theme.keywords, found[first[k]:first[k + 1]]) if hit]
+            matched = [w for w, hit in zip(theme.keywords, found[n, first[k]:first[k + 1]]) if hit]
             given = share[k] >= 0.5 or (share[k] >= 0.3 and bool(matched))
             why = f"{share[k]:.0%} of its paragraphs {evidence} (mean similarity {sim[idx, k].mean():.2f})"
             if named[idx, k].any():

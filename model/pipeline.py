@@ -15,7 +15,7 @@ from . import html_report, review
 from .classifier import ThemeClassifier
 from .corpus import Article, paragraphs_of, read_corpus, warn_about_size
 from .embed import DEFAULT, EmbeddingCache, Embedder, check_cache_dir, default_cache_dir, embed_texts, load_embedder
-from .errors import UserInputError
+from .errors import UserInputError, whole_number
 from .label import anchors, label, nearest, relabel, same_count_cuts, smooth
 from .report import cluster_report
 from .storage import check_output_dir
@@ -56,7 +56,7 @@ class _Stages:
 
 def check_seed(seed) -> None:
     """One seed feeds numpy, UMAP and scikit-learn, which all take 0 <= seed < 2**32."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+    if not whole_number(seed) or not 0 <= seed < 2**32:
         raise UserInputError(f"seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
 
 
@@ -83,11 +83,10 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
         raise UserInputError(f"clusterer must be one of {', '.join(clustering.CLUSTER_METHODS)}, got {clusterer!r}")
     check_seed(seed)
     # As for the seed: 0 or a fraction would fail deep in the sampling with numpy's message, not ours.
-    if max_fit is not None and (isinstance(max_fit, bool) or not isinstance(max_fit, (int, np.integer)) or max_fit < 1):
+    if max_fit is not None and (not whole_number(max_fit) or max_fit < 1):
         raise UserInputError(f"max_fit must be a whole number of at least 1 (None: all paragraphs), got {max_fit!r}")
     stages = _Stages()
-    if isinstance(self_training_rounds, bool) or not isinstance(self_training_rounds, (int, np.integer)) \
-            or self_training_rounds < 0:
+    if not whole_number(self_training_rounds) or self_training_rounds < 0:
         raise UserInputError(f"self_training_rounds must be a whole number, 0 or more, got {self_training_rounds!r}")
     theme_list = check_themes(themes) if isinstance(themes, (list, tuple)) else load_themes(themes)
     corrections = review.read_assignments(assignments, theme_list) if assignments is not None else None

@@ -19,7 +19,7 @@ from .classifier import ThemeClassifier
 from .corpus import Article, paragraphs_of
 from .embed import (_BUNDLED_ALIASES, BUNDLED, ONNX_EXTRA, CachedEmbedder, Embedder, OnnxEmbedder, OpenVinoEmbedder,
                     SentenceTransformerEmbedder, StaticEmbedder, load_embedder)
-from .errors import UserInputError
+from .errors import UserInputError, whole_number
 from .openvino_embed import OPENVINO_INSTALL
 from .storage import CONFIG, FORMAT, FORMAT_VERSION, STATIC_DIR, VOCABULARY, WEIGHTS, check_output_dir  # noqa: F401
 from .themes import Theme
@@ -41,7 +41,7 @@ def installed_versions() -> dict[str, str | None]:
 
 def check_batch_size(batch_size) -> None:
     """A batch is a whole number of articles, at least one (0 would tag nothing, and say nothing about it)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if not whole_number(batch_size) or batch_size < 1:
         raise UserInputError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
 
 

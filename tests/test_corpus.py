@@ -346,23 +346,18 @@ def test_link_lines_that_end_with_a_url_or_are_markdown_links_are_removed() -> N
 
 
 @pytest.mark.parametrize(("line", "kept"), [
+    # a lettered list item is no copyright line
     ("(c) The minister shall publish the records every year.", True),
     ("(c) 2020 Xinhua", False),
     ("Copyright (c) Example Media", False),
     ("\u00a9 Example Media", False),
-])
-def test_a_lettered_list_item_is_no_copyright_line(line: str, kept: bool) -> None:
-    assert clean_article(f"The council approved the budget.\n\n{line}") == (
-        ["The council approved the budget.", line] if kept else ["The council approved the budget."])
-
-
-@pytest.mark.parametrize(("line", "kept"), [
+    # a question or a sentence after a credit word is no credit
     ("Reporter: Will the tax on fuel rise next year?", True),
     ("Sources: two officials said the talks broke down over fishing rights late on Sunday night.", True),
     ("Reporter: Wang Wu", False),
     ("Source: Xinhua News Agency", False),
 ])
-def test_a_question_or_a_sentence_after_a_credit_word_is_no_credit(line: str, kept: bool) -> None:
+def test_a_footer_line_goes_and_prose_that_looks_like_one_stays(line: str, kept: bool) -> None:
     assert clean_article(f"The council approved the budget.\n\n{line}") == (
         ["The council approved the budget.", line] if kept else ["The council approved the budget."])
 
