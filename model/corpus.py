@@ -487,37 +487,63 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
+# Scripts written without spaces between words (Thai, kana, CJK ideographs), as a character class's body.
+UNSPACED = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# A word: a run of non-space characters, except that in an unspaced script each character counts as one, as the
+# encoders' tokenizers read them. To str.split() a Chinese paragraph was a few "words" (runs wrapped at
+# MAX_WORD_CHARS), so it was never cut to the encoder's window, which then dropped all but its first ~250 characters.
+_WORD = re.compile(f"[{UNSPACED}]|[^\\s{UNSPACED}]+")
+_CJK_EDGE = re.compile(f"[{UNSPACED}\u3000-\u303f\uff00-\uffef]")   # and CJK punctuation, full-width forms
+
+
+def count_words(text: str) -> int:
+    """Words as the length limit counts them: whitespace-separated runs, each unspaced-script character one."""
+    return sum(1 for _ in _WORD.finditer(text))
+
+
 def _split_clauses(sentence: str, max_words: int) -> list[str]:
     """Cut an over-long sentence after ; or , and hard-cut clauses that are still too long."""
     pieces = []
-    for clause in re.split(r"(?<=[;,；，])\s+", sentence):
-        words = clause.split()
-        pieces += [" ".join(words[i:i + max_words]) for i in range(0, len(words), max_words)]
+    for clause in re.split(r"(?<=[;,])\s+|(?<=[；，])\s*", sentence):
+        if not clause:
+            continue
+        words = [m.span() for m in _WORD.finditer(clause)]
+        # each piece is the clause's own text from its first word to its last (spaces kept as they were)
+        pieces += [clause[words[i][0]:words[min(i + max_words, len(words)) - 1][1]]
+                   for i in range(0, len(words), max_words)]
     return pieces
 
 
 def split_long(paragraph: str, max_words: int) -> list[str]:
-    """Split a paragraph into pieces of at most max_words words, at sentence boundaries if possible."""
+    """Split a paragraph into pieces of at most max_words words (count_words), at sentence boundaries if possible."""
     if max_words < 1:
         raise ValueError("max_words must be at least 1")
-    if len(paragraph.split()) <= max_words:
+    if count_words(paragraph) <= max_words:
         return [paragraph]
     units = []
     for sentence in split_sentences(paragraph):
-        units += [sentence] if len(sentence.split()) <= max_words else _split_clauses(sentence, max_words)
+        units += [sentence] if count_words(sentence) <= max_words else _split_clauses(sentence, max_words)
     pieces: list[str] = []
     current: list[str] = []
     count = 0
     for unit in units:
-        n = len(unit.split())
+        n = count_words(unit)
         if current and count + n > max_words:
-            pieces.append(" ".join(current))
+            pieces.append(_join(current))
             current, count = [], 0
         current.append(unit)
         count += n
     if current:
-        pieces.append(" ".join(current))
+        pieces.append(_join(current))
     return pieces
+
+
+def _join(units: list[str]) -> str:
+    """Sentences and clauses joined again: with a space, but none between two in an unspaced script."""
+    out = units[0]
+    for unit in units[1:]:
+        out += ("" if _CJK_EDGE.match(out[-1]) and _CJK_EDGE.match(unit[0]) else " ") + unit
+    return out
 
 
 def paragraphs_of(articles: list[Article], max_words: int = 180, warn_empty: bool = True) -> list[Paragraph]:

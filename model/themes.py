@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import fix_unicode
+from .corpus import UNSPACED, fix_unicode
 from .errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,8 @@ def keyword_hits(texts: list[str], keywords: list[tuple[str, ...]] | list[list[s
     return hits
 
 
-# Scripts written without spaces between words (Thai, kana, CJK ideographs): a phrase there is found inside a run.
-_UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# A phrase in a script written without spaces is found inside a run of it.
+_UNSPACED = re.compile(f"[{UNSPACED}]")
 
 
 def _whole(phrase: str) -> str:

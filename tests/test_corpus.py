@@ -12,6 +12,7 @@ from model.corpus import (
     Article,
     Paragraph,
     clean_article,
+    count_words,
     paragraphs_of,
     read_corpus,
     split_long,
@@ -561,6 +562,28 @@ def test_split_long_single_long_sentence_uses_commas_then_hard_split() -> None:
         " ".join(f"w{i}" for i in range(20, 40)),
         " ".join(f"w{i}" for i in range(40, 45)),
     ]
+
+
+def test_chinese_text_is_cut_to_the_window_character_by_character() -> None:
+    # Unspaced scripts count a word a character, as the encoders' tokenizers read them: a 600-character Chinese
+    # paragraph is 600 words, not one, and is cut at its sentence ends (。) with nothing lost or added.
+    sentence = "今天天气很好，我们一起去公园散步。"
+    paragraph = sentence * 40
+    assert count_words(paragraph) == len(paragraph)
+    assert count_words("Alibaba 与 Hunan 合作, cloud computing") == 2 + 1 + 1 + 2 + 2
+    pieces = split_long(paragraph, 100)
+    assert len(pieces) > 1 and all(count_words(p) <= 100 for p in pieces)
+    assert all(p.endswith("。") for p in pieces)
+    assert "".join(pieces) == paragraph
+    # a sentence longer than the window: at its full-width commas, then hard-cut, still nothing lost
+    run_on = "，".join(["合作建设云计算中心"] * 30) + "。"
+    pieces = split_long(run_on, 25)
+    assert all(count_words(p) <= 25 for p in pieces) and "".join(pieces) == run_on
+    unpunctuated = "云" * 130
+    assert [len(p) for p in split_long(unpunctuated, 50)] == [50, 50, 30]
+    # through the whole path, as train and tag read an article
+    pieces = [p.text for p in paragraphs_of([Article("zh", paragraph)], max_words=100)]
+    assert len(pieces) > 1 and all(count_words(p) <= 100 for p in pieces)
 
 
 def test_split_long_rejects_bad_max_words() -> None:
