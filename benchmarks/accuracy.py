@@ -268,7 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.sets.split(","):
         articles, gold = read_set(Path(args.data_dir) / SETS[name], args.limit)
-        variants = [name] + ([f"{name}_names"] if args.names_only else [])
+        variants = [name]
+        if args.names_only and (ROOT / "benchmarks" / "themes" / f"{name}_names.toml").exists():
+            variants.append(f"{name}_names")
+        elif args.names_only:
+            log.info("%s: no names-only theme file (benchmarks/themes/%s_names.toml); its described one only",
+                     name, name)
         for variant in variants:
             rows.append(run_set(name, articles, gold, ROOT / "benchmarks" / "themes" / f"{variant}.toml",
                                 embedder, cache, args.seed, args.held_out))
