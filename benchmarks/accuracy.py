@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT))
 from model import ThemeTagger, load_themes, train  # noqa: E402
 from model.corpus import Article, paragraphs_of  # noqa: E402
 from model.embed import DEFAULT, CachedEmbedder, EmbeddingCache, default_cache_dir, embed_texts, load_embedder  # noqa: E402
-from model.label import anchors  # noqa: E402
 from sections import write_section  # noqa: E402
 
 SETS = {"agnews": "agnews_test.jsonl", "bbc": "bbc_news.jsonl", "bbcsport": "bbcsport.jsonl",

@@ -171,6 +171,9 @@ class ThemeTagger:
         def write(folder: Path) -> None:
             arrays, meta = self.classifier.to_arrays()
             vocabulary = meta.pop("vocabulary")
+            # The classifier's rows are the themes in config.json's order; their ids go beside the rows (as UTF-8
+            # bytes, since the file holds numbers only), so that a config.json edited by hand cannot swap names.
+            arrays["theme_ids"] = np.frombuffer("\n".join(self.themes).encode("utf-8"), dtype=np.uint8)
             np.savez(folder / WEIGHTS, **arrays)
             (folder / VOCABULARY).write_text(json.dumps(vocabulary), encoding="utf-8")
             embedder = _unwrapped(self.embedder)
@@ -212,9 +215,12 @@ class ThemeTagger:
             with storage.folder_lock(path.parent, shared=True):   # not half one save's files, half another's
                 config = storage.read_config(path)
                 themes = [Theme.from_dict(t) for t in config["themes"]]
-                classifier = _read_classifier(path, config["classifier"])
+                classifier, row_ids = _read_classifier(path, config["classifier"])
             if len(classifier.coef_) != len(themes):
                 raise ValueError(f"{len(themes)} themes but {len(classifier.coef_)} classifier rows")
+            if row_ids is not None and row_ids != [t.id for t in themes]:   # older models saved no ids
+                raise ValueError(f"{CONFIG} lists the themes {[t.id for t in themes]}, but the classifier's rows are "
+                                 f"{row_ids}: was {CONFIG} edited? The rows must be in the order they were saved")
         except UserInputError:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever a damaged file raises, the user hears one line
@@ -244,7 +250,8 @@ _GRAPH_RUNTIMES = {"onnx": ("ONNX", "onnxruntime", ONNX_EXTRA, OnnxEmbedder),
                    "openvino": ("OpenVINO", "openvino", OPENVINO_INSTALL, OpenVinoEmbedder)}
 
 
-def _read_classifier(path: Path, meta: dict) -> ThemeClassifier:
+def _read_classifier(path: Path, meta: dict) -> tuple[ThemeClassifier, list[str] | None]:
+    """The classifier, and the theme ids its rows were saved for (None: a model saved before they were)."""
     with np.load(path / WEIGHTS, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     for name, array in arrays.items():
@@ -261,7 +268,12 @@ def _read_classifier(path: Path, meta: dict) -> ThemeClassifier:
             raise ValueError(f"{VOCABULARY} lists a word twice")
         if "idf" not in arrays or arrays["idf"].shape != (len(vocabulary),):
             raise ValueError(f"{VOCABULARY} has {len(vocabulary)} words but {WEIGHTS} no idf array of that length")
-    return ThemeClassifier.from_arrays(arrays, {**meta, "vocabulary": vocabulary})
+    ids = arrays.pop("theme_ids", None)
+    if ids is not None:
+        if ids.dtype != np.uint8 or ids.ndim != 1:
+            raise ValueError(f"{WEIGHTS}: array 'theme_ids' is not UTF-8 text")
+        ids = ids.tobytes().decode("utf-8").split("\n")
+    return ThemeClassifier.from_arrays(arrays, {**meta, "vocabulary": vocabulary}), ids
 
 
 def _saved_embedder(path: Path, saved: dict, named: str | None) -> Embedder:

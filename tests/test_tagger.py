@@ -297,6 +297,26 @@ def test_load_config_with_wrong_theme_count(saved, fake_embedder) -> None:
         ThemeTagger.load(saved, embedder=fake_embedder)
 
 
+def test_load_refuses_themes_reordered_in_config(saved, fake_embedder) -> None:
+    # The classifier's rows follow the saved order; a hand-edited config.json that reorders the themes would give
+    # each theme another's scores, with nothing to show for it.
+    config = json.loads((saved / "config.json").read_text(encoding="utf-8"))
+    config["themes"] = config["themes"][::-1]
+    (saved / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"is damaged.*classifier's rows are .*was config.json edited"):
+        ThemeTagger.load(saved, embedder=fake_embedder)
+
+
+def test_load_model_saved_before_theme_ids(saved, fake_embedder) -> None:
+    # A folder saved before the rows carried their theme ids loads as it did.
+    before = ThemeTagger.load(saved, embedder=fake_embedder).tag(FARM).scores
+    with np.load(saved / "classifier.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "theme_ids"}
+    assert len(arrays) < len(np.load(saved / "classifier.npz").files)
+    np.savez(saved / "classifier.npz", **arrays)
+    assert ThemeTagger.load(saved, embedder=fake_embedder).tag(FARM).scores == before
+
+
 @pytest.mark.parametrize(
     "damage",
     [
