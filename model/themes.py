@@ -153,14 +153,15 @@ def load_themes(path: str | Path) -> list[Theme]:
 
 def check_themes(themes) -> list[Theme]:
     """Themes given as objects rather than a file, checked as a theme file is: at least one, each a Theme, the ids
-    unique and without ';'."""
+    unique, without ';', control characters, or spaces at either end."""
     if not isinstance(themes, (list, tuple)) or not themes:
         raise UserInputError("themes: give a theme file's path or a non-empty list of Theme objects")
     for t in themes:
         if not isinstance(t, Theme):
             raise UserInputError(f"themes: every item must be a Theme, got {type(t).__name__}")
-        if not t.id or ";" in t.id:
-            raise UserInputError(f"themes: a theme id must be non-empty and may not hold ';', got {t.id!r}")
+        if not isinstance(t.id, str) or not _ID.match(t.id) or ";" in t.id:
+            raise UserInputError(f"themes: a theme id must be a non-empty string, may not start or end with spaces, "
+                                 f"and may not hold control characters or ';', got {t.id!r}")
     ids = [t.id for t in themes]
     twice = sorted({i for i in ids if ids.count(i) > 1})
     if twice:

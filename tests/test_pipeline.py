@@ -377,6 +377,9 @@ def test_large_corpus_clusters_a_sample_and_assigns_the_rest(synthetic, fake_emb
     ([], r"a non-empty list of Theme objects"),
     (["farm"], r"every item must be a Theme, got str"),
     ([model.Theme("a", "A", "One."), model.Theme("a", "A", "Two.")], r"the id\(s\) 'a' appear more than once"),
+    ([model.Theme("a\nb", "A", "One.")], r"may not hold control characters"),
+    ([model.Theme(" a", "A", "One.")], r"may not start or end with spaces"),
+    ([model.Theme("a;b", "A", "One.")], r"or ';'"),
     ("[a]\ndescription = 'A theme file's text, not its path.'\n", r"parse a theme file's text with"),
 ])
 def test_themes_given_as_objects_are_checked_as_a_theme_file_is(synthetic, fake_embedder, themes, pattern) -> None:
