@@ -214,7 +214,7 @@ def read_articles(inputs: str | os.PathLike, batch_size: int = 128, text_column:
         if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
             raise UserInputError(f"the input's {text_column!r} column holds {kind}, not text")
         ds = ds.select_columns(list(dict.fromkeys([id_column, text_column])))
-        if "://" not in path and _missing_ids(path, id_column):
+        if _missing_ids(path, id_column):
             ds = _numbered(ray, path, batch_size, text_column, id_column)
         # As the project's readers do: an article without text is skipped (tag_path warns how many), not tagged.
         return ds.map_batches(_with_text, batch_format="pyarrow", fn_kwargs={"text_column": text_column})
@@ -231,7 +231,7 @@ def _in_blocks(ray, table, batch_size: int):
 
 
 def _missing_ids(path: str, id_column: str) -> bool:
-    """Whether a local Parquet input has a row with a null or empty id."""
+    """Whether a Parquet input (a path, or a URI: s3://, file://) has a row with a null or empty id."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 

@@ -301,16 +301,18 @@ def test_output_checked_before_any_work(cluster, trained, tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "binary.parquet", "empty.parquet", "in.jsonl"]
 
 
+@pytest.mark.parametrize("as_uri", [False, True], ids=["path", "uri"])
 def test_parquet_rows_read_as_the_other_readers_read_them(cluster, trained, fake_embedder, articles,
-                                                         tmp_path) -> None:
-    """Articles without text are skipped, not tagged; a row without an id gets its row number, as JSONL's line-N."""
+                                                         tmp_path, as_uri) -> None:
+    """Articles without text are skipped, not tagged; a row without an id gets its row number, as JSONL's line-N.
+    Read from a URI (file://, as s3:// would be) too: its missing ids came out as "None"."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     some = articles[:30] + [("blank", "   "), ("null", None), (None, articles[40][1]), ("", articles[41][1])]
     pq.write_table(pa.table({"id": [i for i, _ in some], "text": [t for _, t in some]}), tmp_path / "in.parquet")
-    n = tag_path(tmp_path / "in.parquet", tmp_path / "tags", trained.out, workers=1, batch_size=8,
-                 embedder=HashEmbedder())
+    source = (tmp_path / "in.parquet").as_uri() if as_uri else tmp_path / "in.parquet"
+    n = tag_path(source, tmp_path / "tags", trained.out, workers=1, batch_size=8, embedder=HashEmbedder())
     kept = [(i or f"row-{n}", t) for n, (i, t) in enumerate(some, 1) if t and t.strip()]
     assert [i for i, _ in kept[-2:]] == ["row-33", "row-34"]
     assert n == len(kept)
