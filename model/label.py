@@ -19,7 +19,9 @@
    70% or at most 30% of its paragraphs carry the theme) takes a theme from the paragraphs that carry it against
    the vote, but never gives a theme to a paragraph that shows no sign of it; in a split cluster, and outside any
    cluster, a paragraph keeps its own. A theme with few clear positives (step 5) keeps every paragraph that names
-   it, whatever the vote: a theme that no cluster carries is still learnt.
+   it, whatever the vote: a theme that no cluster carries is still learnt. Where the clusterer found fewer clusters
+   than there are themes (a small corpus of short texts), no cluster votes: each paragraph keeps its own labels, clear
+   where the mixture is sure (300 HuffPost headlines, 8 themes, 2 clusters: accuracy 0.13 -> 0.77).
 5. Training keeps only the confident cells: the cluster and the paragraph agree, and the vote is clear.
    The theme file's own texts (label, description, examples) join the training set as labelled rows.
 6. Self-training: the first classifier scores every paragraph; the scores are averaged over neighbours as in
@@ -35,6 +37,7 @@ self-training 0.863 -> 0.869, and in step 2 as well 0.869 -> 0.879 (BBC 0.957 ->
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +45,8 @@ from sklearn.mixture import GaussianMixture
 
 from .cluster import OUTLIER, UMAP_EXACT_BELOW, ClusterInfo
 from .themes import Theme, keyword_hits
+
+log = logging.getLogger(__name__)
 
 
 MIN_CLEAR_POSITIVES = 10
@@ -133,8 +138,17 @@ def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor:
     likely = (candidate & (prob >= 0.5)) | hits   # what the cluster vote counts
 
     clear = (prob >= SURE) | (prob <= 1 - SURE)
+    if too_few_clusters(infos, themes):
+        log.warning("the clusterer found %d clusters for %d themes, too few to stand for them: each paragraph's "
+                    "themes are its own, with no cluster vote (a larger corpus gives more clusters)",
+                    sum(info.id != OUTLIER for info in infos), len(themes))
     return cluster_vote(own, clear, clusters, infos, themes, sim, prob, hits, "are likely to match the theme",
                         likely)
+
+
+def too_few_clusters(infos: list[ClusterInfo], themes: list[Theme]) -> bool:
+    """Fewer clusters (outliers aside) than themes: the clusters cannot stand for the themes."""
+    return sum(info.id != OUTLIER for info in infos) < len(themes)
 
 
 def nearest(embeddings: np.ndarray, pool: np.ndarray | None = None, k: int = NEIGHBOURS,
@@ -233,6 +247,10 @@ def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos
     targets = own.copy()
     clear = clear.copy()
     handed = np.zeros_like(own)
+    # With fewer clusters than themes, some cluster holds two themes or more: a vote against the smaller one would
+    # erase it from every paragraph (300 HuffPost headlines in 2 clusters for 8 themes: 7 themes erased, accuracy
+    # 0.13), so the clusters do not vote, and each paragraph's labels and their clarity are its own.
+    coarse = too_few_clusters(infos, themes)
     # Whole phrases, each within one of a cluster's top words or phrases ("port" is not in "support")
     found = keyword_hits(["; ".join(info.keywords) for info in infos], [[w] for t in themes for w in t.keywords])
     first = np.cumsum([0] + [len(t.keywords) for t in themes])
@@ -256,11 +274,12 @@ def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos
             elif share[k] >= 0.15 or named[idx, k].any():
                 info.reasons[theme.id] = "not given: only " + why
         # Only a decided cluster overrides its paragraphs; in a split one each paragraph keeps its own label.
-        decided = (share >= 0.7) | (share <= 0.3)
+        decided = np.zeros_like(share, dtype=bool) if coarse else (share >= 0.7) | (share <= 0.3)
         given = np.array([t.id in info.themes for t in themes])
         targets[idx] = own[idx] & ~(decided & ~given)
         handed[idx] = decided & given & ~own[idx]
-        clear[idx] = decided
+        if not coarse:
+            clear[idx] = decided
     agree = (targets == own) & ~handed
     mask = agree & clear
     # On a small corpus few cells are clear-cut; a theme with too few clear positives learns from agreement alone,

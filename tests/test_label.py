@@ -115,6 +115,31 @@ def test_a_cluster_against_a_theme_takes_it_from_its_few_stray_paragraphs() -> N
     assert "1 of its 10 paragraphs name it" in infos[0].reasons["cloud"]   # the evidence that was outvoted, said
 
 
+def test_with_fewer_clusters_than_themes_the_clusters_do_not_vote() -> None:
+    # Three themes in two clusters: cluster 0 holds 10 paragraphs of each of the three (29% each, so "decided
+    # against" every theme) and 4 of none; cluster 1 holds 10 of the first theme. A vote would erase every theme from
+    # cluster 0; with fewer clusters than themes each paragraph keeps its own labels and its own clarity.
+    themes = [Theme(t, t, f"about {t}") for t in ("a", "b", "c")]
+    own = np.zeros((44, 3), dtype=bool)
+    for k in range(3):
+        own[10 * k:10 * (k + 1), k] = True
+    own[34:, 0] = True
+    clear = np.ones_like(own)
+    clear[0] = False                                  # one cell the mixture is not sure of stays out of training
+    clusters = np.array([0] * 34 + [1] * 10)
+    args = (np.full((44, 3), 0.5), own.astype(float), np.zeros_like(own), "match the theme")
+
+    def infos(n):
+        return [ClusterInfo(i, 0, [], [0], [], {}) for i in range(n)]
+
+    two = cluster_vote(own, clear, clusters, infos(2), themes, *args)
+    assert (two.targets == own).all()
+    assert (two.mask == clear).all()
+    # the same paragraphs with a third (empty) cluster beside them: the vote runs, and erases the three themes
+    three = cluster_vote(own, clear, clusters, infos(3), themes, *args)
+    assert not three.targets[:34].any() and three.targets[34:, 0].all()
+
+
 def test_a_theme_no_cluster_carries_still_learns_from_the_paragraphs_that_name_it() -> None:
     """Issue 15: smart city appears in the seeds only inside lists of areas of work. With too few clear positives
     for a vote to speak for it, a theme keeps the paragraphs that name it as positives, against their clusters."""
