@@ -3,7 +3,8 @@
     python benchmarks/accuracy.py                 # AG News and BBC, described and names-only themes
     python benchmarks/accuracy.py --sets agnews --limit 1000 --no-names-only   # a quicker sample
     python benchmarks/accuracy.py --held-out --no-names-only   # also: trained on one half, tagging the other
-    python benchmarks/accuracy.py --panel --write  # the accuracy panel: every set in ../shared/data and the seeds
+    python benchmarks/accuracy.py --panel --write  # the accuracy panel: every set in ../shared/data and the seeds,
+                                                   # and small samples of four of them (outside the panel's mean)
 
 Each set is trained on its texts without labels, tagged, and scored against the labels. BBC is scored per article
 from its paragraphs' scores. Embeddings go through one cache, so all three rows use identical vectors.
@@ -35,6 +36,10 @@ SETS = {"agnews": "agnews_test.jsonl", "bbc": "bbc_news.jsonl", "bbcsport": "bbc
 # The panel: every single-label set (with the size of its seeded sample, None: all of it), then the mission's own
 # sets, tagged by the model trained on the seeds.
 PANEL = {"agnews": None, "bbc": None, "bbcsport": None, "huffpost8": None, "huffpost41": 8000}
+# Small corpora, as a first-time user brings: random samples of each size from these sets, one training seed each.
+# Reported beside the panel, outside its mean (which stays comparable with every earlier row): a rule that depends on
+# a corpus's size or shape must hold at these sizes too (issue 15's rules).
+SMALL_SETS, SMALL_SIZES, SMALL_SAMPLES = ("agnews", "huffpost8", "bbc", "bbcsport"), (100, 300), 5
 log = logging.getLogger("accuracy")
 
 
@@ -200,6 +205,36 @@ def mission_rows(data_dir: Path, embedder, cache, seed: int) -> tuple[list[dict]
     return rows, table_rows
 
 
+def small_rows(data_dir: Path, embedder, cache, seed: int) -> list[dict]:
+    """Each SMALL_SETS set at each SMALL_SIZES size: the mean over SMALL_SAMPLES random samples (sample k trained
+    with seed `seed + k`) of cosine, ours and the ceiling."""
+    rows = []
+    for name in SMALL_SETS:
+        articles, gold = read_set(data_dir / SETS[name], None)
+        for size in SMALL_SIZES:
+            runs = []
+            for k in range(SMALL_SAMPLES):
+                pick = np.random.RandomState(100 + k).permutation(len(articles))[:size]
+                runs.append(run_set(name, [Article(str(i), articles[j].text) for i, j in enumerate(pick)],
+                                    [gold[j] for j in pick], ROOT / "benchmarks" / "themes" / f"{name}.toml",
+                                    embedder, cache, seed + k))
+            rows.append({"set": name, "n": size, "samples": SMALL_SAMPLES,
+                         **{key: float(np.mean([r[key] for r in runs])) for key in ("cosine", "ours", "ceiling")},
+                         "ours_per_sample": [r["ours"] for r in runs], "clusters": [r["clusters"] for r in runs]})
+    return rows
+
+
+def small_table(rows: list[dict]) -> str:
+    out = [f"Small corpora (outside the mean): accuracy, the mean of {SMALL_SAMPLES} random samples of each size, "
+           "each trained on its own texts.", "",
+           "| set | n | cosine | ours | ceiling | ours − cosine | ours per sample | clusters per sample |",
+           "|---|---|---|---|---|---|---|---|"]
+    out += [f"| {r['set']} | {r['n']} | {r['cosine']:.3f} | **{r['ours']:.3f}** | {r['ceiling']:.3f} | "
+            f"{r['ours'] - r['cosine']:+.3f} | {' / '.join(f'{x:.2f}' for x in r['ours_per_sample'])} | "
+            f"{' / '.join(map(str, r['clusters']))} |" for r in rows]
+    return "\n".join(out)
+
+
 def panel_table(rows: list[dict], seed_rows: list[dict]) -> str:
     def f(x):
         return "—" if x is None else f"{x:.3f}"
@@ -300,10 +335,12 @@ def run_panel(args, embedder, cache, argv) -> int:
         rows.append({**row, "metric": "accuracy"})
     mission, seed_rows = mission_rows(Path(args.data_dir), embedder, cache, args.seed)
     rows += mission
-    text = panel_table(rows, seed_rows)
+    small = [] if args.mission_only else small_rows(Path(args.data_dir), embedder, cache, args.seed)
+    text = panel_table(rows, seed_rows) + ("\n\n" + small_table(small) if small else "")
     print(text)
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "seeds": seed_rows}, indent=2), encoding="utf-8")
+        Path(args.json).write_text(json.dumps({"rows": rows, "seeds": seed_rows, "small": small}, indent=2),
+                                   encoding="utf-8")
     if args.write:
         cmd = " ".join(["python benchmarks/accuracy.py", *(sys.argv[1:] if argv is None else argv)])
         body = (f"### Accuracy panel, embedding model `{embedder.spec}`, seed {args.seed}\n\n"
