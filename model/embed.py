@@ -135,7 +135,7 @@ class SentenceTransformerEmbedder:
                 if self.revision is None:   # not on disk yet: download it now, so that its id can name the revision
                     self.model
                     self.revision = _hub_revision(spec)
-                self.id = f"st:{spec}@{self.revision}"
+                self.id = f"st:{spec}" + (f"@{self.revision}" if self.revision else "")
 
     @property
     def model(self):
