@@ -105,8 +105,9 @@ def parse_themes(text: str, source: str = "theme file") -> list[Theme]:
         where = f"{source}: theme [{theme_id}]"
         if not theme_id.strip():
             raise UserInputError(f"{source}: a theme has an empty id")
-        if not _ID.match(theme_id):
-            raise UserInputError(f"{where}: an id may not start or end with spaces or hold control characters")
+        if not _ID.fullmatch(theme_id):   # fullmatch: "$" alone lets a final newline through
+            raise UserInputError(f"{source}: theme {theme_id!r}: an id may not start or end with spaces or hold "
+                                 "control characters")
         if ";" in theme_id:   # the tag command's CSV joins an article's themes with ";"
             raise UserInputError(f"{where}: an id may not hold ';' (it separates themes in tables); use the label "
                                  "for free text")
@@ -159,7 +160,7 @@ def check_themes(themes) -> list[Theme]:
     for t in themes:
         if not isinstance(t, Theme):
             raise UserInputError(f"themes: every item must be a Theme, got {type(t).__name__}")
-        if not isinstance(t.id, str) or not _ID.match(t.id) or ";" in t.id:
+        if not isinstance(t.id, str) or not _ID.fullmatch(t.id) or ";" in t.id:
             raise UserInputError(f"themes: a theme id must be a non-empty string, may not start or end with spaces, "
                                  f"and may not hold control characters or ';', got {t.id!r}")
     ids = [t.id for t in themes]

@@ -378,6 +378,7 @@ def test_large_corpus_clusters_a_sample_and_assigns_the_rest(synthetic, fake_emb
     (["farm"], r"every item must be a Theme, got str"),
     ([model.Theme("a", "A", "One."), model.Theme("a", "A", "Two.")], r"the id\(s\) 'a' appear more than once"),
     ([model.Theme("a\nb", "A", "One.")], r"may not hold control characters"),
+    ([model.Theme("a\n", "A", "One.")], r"may not hold control characters"),
     ([model.Theme(" a", "A", "One.")], r"may not start or end with spaces"),
     ([model.Theme("a;b", "A", "One.")], r"or ';'"),
     ("[a]\ndescription = 'A theme file's text, not its path.'\n", r"parse a theme file's text with"),

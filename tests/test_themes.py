@@ -82,6 +82,8 @@ def test_file_with_bom_is_accepted(tmp_path: Path) -> None:
         pytest.param('[a]\ndescription = "A."\nlabel = ""\n', r"\[a\].*`label` must be a non-empty string",
                      id="empty-label"),
         pytest.param('["a;b"]\ndescription = "A."\n', r"\[a;b\].*may not hold ';'", id="separator-in-id"),
+        pytest.param('["a\\n"]\ndescription = "A."\n', r"may not start or end with spaces or hold control",
+                     id="newline-ending-id"),
         pytest.param('description = "not in a table"\n', r"must be a table", id="not-a-table"),
         pytest.param("", r"defines no themes", id="empty-file"),
         pytest.param("# only a comment\n\n", r"defines no themes", id="comments-only"),
