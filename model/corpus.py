@@ -489,11 +489,14 @@ def split_sentences(text: str) -> list[str]:
 
 # Scripts written without spaces between words (Thai, kana, CJK ideographs), as a character class's body.
 UNSPACED = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-# A word: a run of non-space characters, except that in an unspaced script each character counts as one, as the
-# encoders' tokenizers read them. To str.split() a Chinese paragraph was a few "words" (runs wrapped at
-# MAX_WORD_CHARS), so it was never cut to the encoder's window, which then dropped all but its first ~250 characters.
-_WORD = re.compile(f"[{UNSPACED}]|[^\\s{UNSPACED}]+")
-_CJK_EDGE = re.compile(f"[{UNSPACED}\u3000-\u303f\uff00-\uffef]")   # and CJK punctuation, full-width forms
+_MARKS = "\u0e31\u0e34-\u0e3a\u0e47-\u0e4e\u3099\u309a"   # Thai vowel and tone marks, kana voicing marks
+_CJK_PUNCT = "\u3000-\u303f\uff00-\uffef"                    # CJK punctuation, full-width forms
+# A word: a run of non-space characters, except that in an unspaced script each character (with its marks) counts as
+# one, as the encoders' tokenizers read them, and CJK punctuation counts as none. To str.split() a Chinese paragraph
+# was a few "words" (runs wrapped at MAX_WORD_CHARS), so it was never cut to the encoder's window, which then dropped
+# all but its first ~250 characters.
+_WORD = re.compile(f"[{UNSPACED}][{_MARKS}]*|[^\\s{UNSPACED}{_CJK_PUNCT}]+")
+_CJK_EDGE = re.compile(f"[{UNSPACED}{_CJK_PUNCT}]")
 
 
 def count_words(text: str) -> int:
@@ -507,10 +510,10 @@ def _split_clauses(sentence: str, max_words: int) -> list[str]:
     for clause in re.split(r"(?<=[;,])\s+|(?<=[；，])\s*", sentence):
         if not clause:
             continue
-        words = [m.span() for m in _WORD.finditer(clause)]
-        # each piece is the clause's own text from its first word to its last (spaces kept as they were)
-        pieces += [clause[words[i][0]:words[min(i + max_words, len(words)) - 1][1]]
-                   for i in range(0, len(words), max_words)]
+        starts = [m.start() for m in _WORD.finditer(clause)][max_words::max_words]
+        # cut where a word begins: the text between two words (punctuation, marks) stays with the piece before it
+        cuts = [0, *starts, len(clause)]
+        pieces += [clause[a:b].strip() for a, b in zip(cuts, cuts[1:]) if clause[a:b].strip()]
     return pieces
 
 

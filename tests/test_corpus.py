@@ -569,8 +569,9 @@ def test_chinese_text_is_cut_to_the_window_character_by_character() -> None:
     # paragraph is 600 words, not one, and is cut at its sentence ends (。) with nothing lost or added.
     sentence = "今天天气很好，我们一起去公园散步。"
     paragraph = sentence * 40
-    assert count_words(paragraph) == len(paragraph)
+    assert count_words(paragraph) == 15 * 40                      # the full-width comma and stop count as none
     assert count_words("Alibaba 与 Hunan 合作, cloud computing") == 2 + 1 + 1 + 2 + 2
+    assert count_words("กิ" * 3) == 3 and count_words("か\u3099" * 3) == 3   # a mark goes with its letter
     pieces = split_long(paragraph, 100)
     assert len(pieces) > 1 and all(count_words(p) <= 100 for p in pieces)
     assert all(p.endswith("。") for p in pieces)
@@ -581,6 +582,10 @@ def test_chinese_text_is_cut_to_the_window_character_by_character() -> None:
     assert all(count_words(p) <= 25 for p in pieces) and "".join(pieces) == run_on
     unpunctuated = "云" * 130
     assert [len(p) for p in split_long(unpunctuated, 50)] == [50, 50, 30]
+    # punctuation stays with the words before it, never a paragraph of its own; marks stay with their letters
+    assert split_long("云" * 50 + "。", 50) == ["云" * 50 + "。"]
+    assert split_long("云" * 60 + "，" + "计" * 60 + "。", 60) == ["云" * 60 + "，", "计" * 60 + "。"]
+    assert split_long("กิ" * 3, 2) == ["กิกิ", "กิ"] and split_long("か\u3099" * 3, 2) == ["か\u3099" * 2, "か\u3099"]
     # through the whole path, as train and tag read an article
     pieces = [p.text for p in paragraphs_of([Article("zh", paragraph)], max_words=100)]
     assert len(pieces) > 1 and all(count_words(p) <= 100 for p in pieces)
