@@ -235,7 +235,17 @@ def _missing_ids(path: str, id_column: str) -> bool:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    ids = pq.read_table(path, columns=[id_column]).column(id_column)   # the ids alone: small beside the texts
+    import pyarrow as pa
+
+    try:
+        ids = pq.read_table(path, columns=[id_column]).column(id_column)   # the ids alone: small beside the texts
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        if "://" not in path:
+            raise
+        # A scheme that Ray reads through fsspec (http://, say) but pyarrow does not know
+        log.warning("could not read the ids of %s here to number the rows without one (%s); such rows keep no id",
+                    path, str(exc).splitlines()[0][:200])
+        return False
     return ids.null_count > 0 or bool(pc.any(pc.equal(ids.cast("string"), "")).as_py())
 
 
