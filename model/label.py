@@ -21,7 +21,8 @@
    cluster, a paragraph keeps its own. A theme with few clear positives (step 5) keeps every paragraph that names
    it, whatever the vote: a theme that no cluster carries is still learnt. Where the clusterer found fewer clusters
    than there are themes (a small corpus of short texts), no cluster votes: each paragraph keeps its own labels, clear
-   where the mixture is sure (300 HuffPost headlines, 8 themes, 2 clusters: accuracy 0.13 -> 0.77).
+   where the mixture is sure, and a thin theme learns from them all as in step 5 (300 HuffPost headlines, 8 themes,
+   2 clusters: accuracy 0.13 -> 0.77).
 5. Training keeps only the confident cells: the cluster and the paragraph agree, and the vote is clear.
    The theme file's own texts (label, description, examples) join the training set as labelled rows.
 6. Self-training: the first classifier scores every paragraph; the scores are averaged over neighbours as in
@@ -249,7 +250,8 @@ def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos
     handed = np.zeros_like(own)
     # With fewer clusters than themes, some cluster holds two themes or more: a vote against the smaller one would
     # erase it from every paragraph (300 HuffPost headlines in 2 clusters for 8 themes: 7 themes erased, accuracy
-    # 0.13), so the clusters do not vote, and each paragraph's labels and their clarity are its own.
+    # 0.13), so the clusters do not vote, and each paragraph's labels and their clarity are its own (the thin-theme rule
+    # below still applies). clusters.md still says what each cluster mostly carries, and that it was not applied.
     coarse = too_few_clusters(infos, themes)
     # Whole phrases, each within one of a cluster's top words or phrases ("port" is not in "support")
     found = keyword_hits(["; ".join(info.keywords) for info in infos], [[w] for t in themes for w in t.keywords])
@@ -270,7 +272,8 @@ def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos
                 why += f"; theme keywords among its top words: {', '.join(matched[:5])}"
             if given:
                 info.themes.append(theme.id)
-                info.reasons[theme.id] = why
+                info.reasons[theme.id] = why + ("; not applied to its paragraphs: fewer clusters than themes, so each "
+                                                "keeps its own" if coarse else "")
             elif share[k] >= 0.15 or named[idx, k].any():
                 info.reasons[theme.id] = "not given: only " + why
         # Only a decided cluster overrides its paragraphs; in a split one each paragraph keeps its own label.

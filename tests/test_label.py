@@ -132,9 +132,11 @@ def test_with_fewer_clusters_than_themes_the_clusters_do_not_vote() -> None:
     def infos(n):
         return [ClusterInfo(i, 0, [], [0], [], {}) for i in range(n)]
 
-    two = cluster_vote(own, clear, clusters, infos(2), themes, *args)
+    coarse = infos(2)
+    two = cluster_vote(own, clear, clusters, coarse, themes, *args)
     assert (two.targets == own).all()
     assert (two.mask == clear).all()
+    assert coarse[1].themes == ["a"] and "not applied" in coarse[1].reasons["a"]   # what it carries, said as such
     # the same paragraphs with a third (empty) cluster beside them: the vote runs, and erases the three themes
     three = cluster_vote(own, clear, clusters, infos(3), themes, *args)
     assert not three.targets[:34].any() and three.targets[34:, 0].all()
