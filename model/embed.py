@@ -240,12 +240,14 @@ def _hub_revision(name: str) -> str | None:
 
     names = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
     for repo in names:
-        try:
-            found = try_to_load_from_cache(repo, "config.json")
-        except ValueError:  # not a valid repo id at all
-            return None
-        if isinstance(found, str):
-            return Path(found).parent.name   # .../snapshots/<commit>/config.json
+        # modules.json: a sentence-transformers model without a transformer's config.json (a static one) has it
+        for file in ("config.json", "modules.json"):
+            try:
+                found = try_to_load_from_cache(repo, file)
+            except ValueError:  # not a valid repo id at all
+                return None
+            if isinstance(found, str):
+                return Path(found).parent.name   # .../snapshots/<commit>/<file>
     return None
 
 
