@@ -16,7 +16,7 @@ from .classifier import ThemeClassifier
 from .corpus import Article, paragraphs_of, read_corpus, warn_about_size
 from .embed import DEFAULT, EmbeddingCache, Embedder, check_cache_dir, default_cache_dir, embed_texts, load_embedder
 from .errors import UserInputError, whole_number
-from .label import anchors, label, nearest, relabel, same_count_cuts, smooth
+from .label import anchors, label, nearest, relabel, same_count_cuts, smooth, too_few_clusters
 from .report import cluster_report
 from .storage import check_output_dir
 from .tagger import ThemeTagger
@@ -164,6 +164,11 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
         head = stages.run("classifier", fit, pseudo)
 
     notes = _theme_notes(theme_list, pseudo, prompt_targets, head)
+    if too_few_clusters(infos, theme_list):
+        found = sum(i.id != clustering.OUTLIER for i in infos)
+        notes.insert(0, f"the clusterer found {found} cluster{'s' * (found != 1)} for {len(theme_list)} themes, too "
+                        "few to stand for them, so no cluster voted: each paragraph's themes are its own (a larger "
+                        "corpus gives more clusters)")
     for note in notes:
         log.warning("%s", note)
     summary = TrainSummary(

@@ -408,6 +408,19 @@ def test_a_theme_the_model_cannot_learn_is_named_in_the_summary(fake_embedder) -
     assert any(w.startswith("theme 'cloud_data': too few training paragraphs") for w in summary.warnings)
 
 
+def test_fewer_clusters_than_themes_is_named_in_the_summary(synthetic, fake_embedder) -> None:
+    # One cluster for the synthetic corpus's themes: the clusters cannot stand for them, and the summary says so.
+    from sklearn.cluster import KMeans
+
+    themes = load_themes(synthetic.themes_path)
+    assert len(themes) > 1
+    _, summary = model.train(synthetic.corpus_dir, themes, embedder=fake_embedder, cache_dir=None, progress=False,
+                             clusterer="kmeans", clusterer_model=KMeans(n_clusters=1, n_init=1, random_state=0))
+    assert summary.clusters == 1
+    assert any(w.startswith(f"the clusterer found 1 cluster for {len(themes)} themes") for w in summary.warnings)
+    assert all(n > 0 for n in summary.paragraphs_per_theme.values())   # no theme was voted away
+
+
 def test_a_theme_every_paragraph_carries_is_named_in_the_summary(synthetic, fake_embedder) -> None:
     # A keyword in every paragraph gives the theme every training row of the corpus: nothing shows what it is not.
     farm = load_themes(synthetic.themes_path)
