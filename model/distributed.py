@@ -232,10 +232,9 @@ def _in_blocks(ray, table, batch_size: int):
 
 def _missing_ids(path: str, id_column: str) -> bool:
     """Whether a Parquet input (a path, or a URI: s3://, file://) has a row with a null or empty id."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
-
-    import pyarrow as pa
 
     try:
         ids = pq.read_table(path, columns=[id_column]).column(id_column)   # the ids alone: small beside the texts

@@ -128,11 +128,11 @@ class SentenceTransformerEmbedder:
             if local.is_dir():
                 self.id = f"st:{local.resolve()}#{_fingerprint(local)}"
             else:
-                check_downloadable(spec)
                 # A hub name is read at the revision on disk, and its id names that revision: a newer one of the same
                 # name is another model, whose vectors must not be mixed with the old one's in the cache.
                 self.revision = _hub_revision(spec)
                 if self.revision is None:   # not on disk yet: download it now, so that its id can name the revision
+                    check_downloadable(spec)
                     self.model
                     self.revision = _hub_revision(spec)
                 self.id = f"st:{spec}" + (f"@{self.revision}" if self.revision else "")
@@ -230,10 +230,6 @@ class StaticEmbedder:
         return _normalise(self.model.encode(texts, show_progress_bar=show_progress))
 
 
-def _in_hf_cache(name: str) -> bool:
-    return _hub_revision(name) is not None
-
-
 def _hub_revision(name: str) -> str | None:
     """The commit of the model `name` in the Hugging Face cache (its main branch as last downloaded), or None."""
     from huggingface_hub import try_to_load_from_cache
@@ -264,7 +260,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def check_downloadable(name: str) -> None:
     """Fail in seconds, not after a minute of retries, when a model name is not on disk and the hub is out of reach."""
-    if _in_hf_cache(name):
+    if _hub_revision(name) is not None:
         return
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     if offline or not _hub_reachable():

@@ -164,8 +164,8 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
         head = stages.run("classifier", fit, pseudo)
 
     notes = _theme_notes(theme_list, pseudo, prompt_targets, head)
+    found = len(set(labels.tolist()) - {clustering.OUTLIER})
     if too_few_clusters(infos, theme_list):
-        found = sum(i.id != clustering.OUTLIER for i in infos)
         notes.insert(0, f"the clusterer found {found} cluster{'s' * (found != 1)} for {len(theme_list)} themes, too "
                         "few to stand for them, so no cluster voted: each paragraph's themes are its own (a larger "
                         "corpus gives more clusters)")
@@ -173,7 +173,7 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
         log.warning("%s", note)
     summary = TrainSummary(
         articles=len(articles), paragraphs=len(texts),
-        clusters=len(set(labels.tolist()) - {clustering.OUTLIER}),
+        clusters=found,
         paragraphs_per_theme={t.id: int(n) for t, n in zip(theme_list, pseudo.targets.sum(axis=0))},
         embedding_model=embedder.spec, seed=seed, seconds=stages.seconds, warnings=notes,
         clusters_set_by_person=sum(i.set_by_person for i in infos))
