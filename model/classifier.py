@@ -5,7 +5,9 @@ Saved as plain arrays and a word list, so loading unpickles nothing."""
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,6 +19,7 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
+from .corpus import terms
 from .errors import UserInputError, whole_number
 from .themes import keyword_hits
 
@@ -42,9 +45,13 @@ class TrainingFeatures:
     X: object = None                         # (rows, features), sparse when there are TF-IDF words
 
 
+_WORD = re.compile(r"(?u)\b\w\w+\b")   # scikit-learn's own default; Chinese and other unspaced text: see terms()
+
+
 def _tfidf(vocabulary=None, min_df: int = 1, max_features: int | None = None) -> TfidfVectorizer:
     return TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=min_df, max_features=max_features,
-                           vocabulary=vocabulary, dtype=np.float32)
+                           vocabulary=vocabulary, dtype=np.float32, tokenizer=partial(terms, word=_WORD),
+                           token_pattern=None)
 
 
 class ThemeClassifier(BaseEstimator):

@@ -25,6 +25,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 # No real word is this long; a longer run without whitespace (a base64 blob, a pasted binary, a 50 MB line) is
 # wrapped into pieces of this many characters, so no vocabulary entry, keyword or report line grows without bound.
+# (A run of Chinese is words of one character each, never wrapped: see wrap_long_words and terms.)
 MAX_WORD_CHARS = 50
 # Warn, once per corpus, when this share of the paragraphs repeat others, when there are this many to embed (a
 # quarter of an hour or more for the transformer on a laptop CPU), or when one of a few articles gives this many.
@@ -49,10 +50,12 @@ def fix_unicode_all(texts: list[str], what: str = "texts") -> list[str]:
 
 
 def wrap_long_words(text: str, limit: int = MAX_WORD_CHARS) -> str:
-    """Cut every run of more than `limit` non-space characters into pieces of `limit`; no character is lost."""
-    if not any(len(w) > limit for w in text.split()):
-        return text
-    return " ".join(w[i:i + limit] for w in text.split() for i in range(0, len(w), limit))
+    """Cut every word of more than `limit` characters into pieces of `limit`, with a space between them; no character
+    is lost. A word is what count_words() counts: a run without whitespace, except that in a script written without
+    spaces (Chinese, Japanese, Thai) each character is one, so a run of such a script is never cut and keeps its text
+    as written (a space inside it would split a keyword there, and show in the evidence)."""
+    return re.sub(f"[^\\s{UNSPACED}{CJK_PUNCT}]{{{limit + 1},}}",
+                  lambda m: " ".join(m[0][i:i + limit] for i in range(0, len(m[0]), limit)), text)
 
 
 @dataclass(frozen=True)
@@ -490,18 +493,36 @@ def split_sentences(text: str) -> list[str]:
 # Scripts written without spaces between words (Thai, kana, CJK ideographs), as a character class's body.
 UNSPACED = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _MARKS = "\u0e31\u0e34-\u0e3a\u0e47-\u0e4e\u3099\u309a"   # Thai vowel and tone marks, kana voicing marks
-_CJK_PUNCT = "\u3000-\u303f\uff00-\uffef"                    # CJK punctuation, full-width forms
+CJK_PUNCT = "\u3000-\u303f\uff00-\uffef"                     # CJK punctuation, full-width forms
 # A word: a run of non-space characters, except that in an unspaced script each character (with its marks) counts as
 # one, as the encoders' tokenizers read them, and CJK punctuation counts as none. To str.split() a Chinese paragraph
 # was a few "words" (runs wrapped at MAX_WORD_CHARS), so it was never cut to the encoder's window, which then dropped
 # all but its first ~250 characters.
-_WORD = re.compile(f"[{UNSPACED}][{_MARKS}]*|[^\\s{UNSPACED}{_CJK_PUNCT}]+")
-_CJK_EDGE = re.compile(f"[{UNSPACED}{_CJK_PUNCT}]")
+_WORD = re.compile(f"[{UNSPACED}][{_MARKS}]*|[^\\s{UNSPACED}{CJK_PUNCT}]+")
+_CJK_EDGE = re.compile(f"[{UNSPACED}{CJK_PUNCT}]")
 
 
 def count_words(text: str) -> int:
     """Words as the length limit counts them: whitespace-separated runs, each unspaced-script character one."""
     return sum(1 for _ in _WORD.finditer(text))
+
+
+_UNSPACED_RUN = re.compile(f"[{UNSPACED}]+")
+_CHARACTER = re.compile(f"[{UNSPACED}][{_MARKS}]*")
+
+
+def terms(text: str, word: re.Pattern) -> list[str]:
+    """The terms of `text` for scikit-learn's vectorizers (TF-IDF features, cluster keywords): `word`'s matches, except
+    that a run of a script written without spaces gives its overlapping pairs of characters (a lone character:
+    itself), as search engines index Chinese without a dictionary; to `word` such a run was one term as long as the
+    paragraph. On text without such a run, exactly word.findall(text)."""
+    found, start = [], 0
+    for run in _UNSPACED_RUN.finditer(text):
+        found += word.findall(text[start:run.start()])
+        chars = _CHARACTER.findall(run[0])
+        found += ["".join(chars[i:i + 2]) for i in range(max(1, len(chars) - 1))]
+        start = run.end()
+    return found + word.findall(text[start:])
 
 
 def _split_clauses(sentence: str, max_words: int) -> list[str]:

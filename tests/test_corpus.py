@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,11 @@ from model.corpus import (
     read_corpus,
     split_long,
     split_sentences,
+    terms,
+    wrap_long_words,
 )
 from model.errors import UserInputError
+from model.themes import keyword_hits
 
 _HERE = Path(__file__).resolve()
 SEEDS = _HERE.parents[1] / "seeds"
@@ -586,9 +590,32 @@ def test_chinese_text_is_cut_to_the_window_character_by_character() -> None:
     assert split_long("云" * 50 + "。", 50) == ["云" * 50 + "。"]
     assert split_long("云" * 60 + "，" + "计" * 60 + "。", 60) == ["云" * 60 + "，", "计" * 60 + "。"]
     assert split_long("กิ" * 3, 2) == ["กิกิ", "กิ"] and split_long("か\u3099" * 3, 2) == ["か\u3099" * 2, "か\u3099"]
-    # through the whole path, as train and tag read an article
+    # through the whole path, as train and tag read an article: no space is put into the text (a run of Chinese is
+    # not a "word" of 600 characters to wrap)
     pieces = [p.text for p in paragraphs_of([Article("zh", paragraph)], max_words=100)]
     assert len(pieces) > 1 and all(count_words(p) <= 100 for p in pieces)
+    assert "".join(pieces) == paragraph
+
+
+def test_a_chinese_keyword_is_found_wherever_it_falls_in_a_long_run() -> None:
+    # Wrapping used to put a space every 50 characters into a run of Chinese, and a keyword across it was missed.
+    keyword = "智慧城市"
+    for offset in range(44, 52):
+        text = "云" * offset + keyword + "计" * 60 + "。"
+        [paragraph] = paragraphs_of([Article("zh", text)], max_words=180)
+        assert paragraph.text == text
+        assert keyword_hits([paragraph.text], [[keyword]])[0, 0]
+    # a long run of letters inside Chinese is still cut, and only it
+    text = "合作" + "x" * 120 + "建设"
+    assert wrap_long_words(text) == "合作" + " ".join(["x" * 50, "x" * 50, "x" * 20]) + "建设"
+
+
+def test_unspaced_text_gives_character_pairs_as_terms() -> None:
+    word = re.compile(r"(?u)\b\w\w+\b")
+    assert terms("Smart city 智慧城市 and 5G网络", word) == ["Smart", "city", "智慧", "慧城", "城市", "and", "5G", "网络"]
+    assert terms("省", word) == ["省"] and terms("กิก", word) == ["กิก"]   # a mark stays with its letter
+    english = "Cloud computing, e-commerce and U.S. data-centres: 5G in 2024."
+    assert terms(english, word) == word.findall(english)
 
 
 def test_split_long_rejects_bad_max_words() -> None:

@@ -29,7 +29,7 @@ import model
 import model.pipeline
 import train as train_cli
 from model import ThemeTagger, UserInputError
-from model.corpus import MAX_WORD_CHARS, Article, fix_unicode, paragraphs_of
+from model.corpus import MAX_WORD_CHARS, Article, count_words, fix_unicode, paragraphs_of
 from model.embed import EmbeddingCache, SentenceTransformerEmbedder
 
 HERE = Path(__file__).resolve().parent
@@ -289,6 +289,28 @@ def test_a_line_without_whitespace_leaves_a_small_model(synthetic, fake_embedder
     # Nothing of the blob was dropped on the way: its characters are all in the paragraphs, in order.
     blob_paragraphs = [p.text for p in tagger.training_paragraphs_ if p.article_id == "blob"]
     assert "".join("".join(p.split()) for p in blob_paragraphs) == (blob * 100)[:1_000_000]
+
+
+def test_a_long_line_of_chinese_is_kept_as_written_and_leaves_a_small_model(synthetic, fake_embedder,
+                                                                            tmp_path) -> None:
+    # Chinese has no spaces: to str.split() a line of it is one word, which used to be wrapped every 50 characters
+    # (spaces inside the text, keywords across them missed) and to stand whole in the TF-IDF vocabulary.
+    corpus = tmp_path / "corpus"
+    shutil.copytree(synthetic.corpus_dir, corpus)
+    blob = "".join(chr(0x4E00 + (i * 7919) % 3000) for i in range(120_000))
+    (corpus / "blob.txt").write_text(blob + "\n", encoding="utf-8")
+    out = tmp_path / "model"
+    tagger, _ = model.train(corpus, synthetic.themes_path, embedder=fake_embedder, cache_dir=None, progress=False,
+                            out=out, reducer_model=PCA(5, random_state=0))
+    blob_paragraphs = [p.text for p in tagger.training_paragraphs_ if p.article_id == "blob"]
+    assert "".join(blob_paragraphs) == blob                          # nothing lost, no space put in
+    assert all(count_words(p) <= fake_embedder.max_words for p in blob_paragraphs)
+    vocabulary = json.loads((out / "vocabulary.json").read_text(encoding="utf-8"))
+    chinese = [w for w in vocabulary if "\u4e00" <= w[0] <= "\u9fff"]
+    assert chinese and all(len(w) == 2 for w in chinese)             # character pairs, not runs
+    assert (out / "vocabulary.json").stat().st_size < 2_000_000
+    report = (out / "clusters.md").read_text(encoding="utf-8")
+    assert len(report) < 100_000 and max(map(len, report.splitlines())) < 1_500
 
 
 # ---------------------------------------------------------------------------------------------- 5. unknown model

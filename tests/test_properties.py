@@ -12,12 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model import UserInputError, parse_themes
-from model.corpus import MAX_WORD_CHARS, Article, fix_unicode, paragraphs_of, wrap_long_words
-
+from model.corpus import (CJK_PUNCT, MAX_WORD_CHARS, UNSPACED, Article, fix_unicode, paragraphs_of, terms,
+                          wrap_long_words)
 
 
 SMALL = settings(max_examples=80, deadline=None, database=None)
 SURROGATES = re.compile("[\ud800-\udfff]")
+SPACED_RUN = re.compile(f"[^\\s{UNSPACED}{CJK_PUNCT}]+")   # a word of a spaced script (Chinese: a character each)
+UNSPACED_RUN = re.compile(f"[{UNSPACED}{CJK_PUNCT}]+")
 
 # Any Unicode, with lone surrogates, line breaks, sentence ends and NULs far more often than chance would give.
 PIECE = st.one_of(st.characters(), st.sampled_from(["\ud83d", "\udfff", "\n", "\n\n", "\r\n", " ", "\t", ".",
@@ -41,7 +43,7 @@ def test_any_unicode_text_gives_clean_bounded_paragraphs(text: str, max_words: i
         p.text.encode("utf-8")                      # what a tokenizer, a hash and a UTF-8 file need
         words = p.text.split()
         assert 1 <= len(words) <= max_words
-        assert all(len(w) <= MAX_WORD_CHARS for w in words)
+        assert all(len(w) <= MAX_WORD_CHARS for w in SPACED_RUN.findall(p.text))
     # Nothing is invented: the paragraphs' characters come from the text, in order (headings gain a full stop).
     source = "".join(fix_unicode(text)[0].split()).replace(".", "")
     assert is_subsequence("".join("".join(p.text.split()) for p in paragraphs).replace(".", ""), source)
@@ -68,11 +70,25 @@ def test_no_prose_is_lost_only_boilerplate(blocks, max_words: int) -> None:
 
 
 @SMALL
-@given(ANY_TEXT, st.integers(1, 60))
+@given(st.lists(st.one_of(PIECE, st.sampled_from(["智慧城市" * 20, "云计算", "กิ" * 30, "，", "x" * 130])),
+                max_size=60).map("".join), st.integers(1, 60))
 def test_wrapping_long_words_keeps_every_character(text: str, limit: int) -> None:
     wrapped = wrap_long_words(text, limit)
     assert "".join(wrapped.split()) == "".join(text.split())
-    assert all(len(w) <= limit for w in wrapped.split())
+    assert all(len(w) <= limit for w in SPACED_RUN.findall(wrapped))
+    # Only a word over the limit changes; a run of an unspaced script is words of one character, and stays as written.
+    assert (wrapped == text) == all(len(w) <= limit for w in SPACED_RUN.findall(text))
+    assert UNSPACED_RUN.findall(wrapped) == UNSPACED_RUN.findall(text)
+
+
+@SMALL
+@given(ANY_TEXT)
+def test_terms_are_the_default_words_on_text_without_unspaced_scripts(text: str) -> None:
+    # The TF-IDF features and cluster keywords of English (any text without Chinese, Japanese or Thai) are what
+    # scikit-learn's own patterns give.
+    text = UNSPACED_RUN.sub(" ", text)
+    for word in (re.compile(r"(?u)\b\w\w+\b"), re.compile(r"(?u)\b[^\W\d_][\w-]+\b")):
+        assert terms(text, word) == word.findall(text)
 
 
 # ---------------------------------------------------------------------------------------------- the theme file
