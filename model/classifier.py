@@ -48,10 +48,13 @@ class TrainingFeatures:
 _WORD = re.compile(r"(?u)\b\w\w+\b")   # scikit-learn's own default; Chinese and other unspaced text: see terms()
 
 
-def _tfidf(vocabulary=None, min_df: int = 1, max_features: int | None = None) -> TfidfVectorizer:
+def _tfidf(vocabulary=None, min_df: int = 1, max_features: int | None = None, pairs: bool = True) -> TfidfVectorizer:
+    """pairs: unspaced scripts as pairs of characters (terms()); False for models saved before, whose vocabulary
+    holds such runs whole, as scikit-learn's own pattern found them (English is the same either way)."""
     return TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=min_df, max_features=max_features,
-                           vocabulary=vocabulary, dtype=np.float32, tokenizer=partial(terms, word=_WORD),
-                           token_pattern=None)
+                           vocabulary=vocabulary, dtype=np.float32,
+                           tokenizer=partial(terms, word=_WORD) if pairs else None,
+                           token_pattern=None if pairs else _WORD.pattern)
 
 
 class ThemeClassifier(BaseEstimator):
@@ -255,7 +258,7 @@ class ThemeClassifier(BaseEstimator):
                   "anchor_scale": np.array([self.anchor_scale_], dtype=np.float32)}
         meta = {"C": self.C, "tfidf_weight": self.tfidf_weight, "anchor_weight": self.anchor_weight,
                 "max_features": self.max_features,
-                "random_state": self.random_state, "vocabulary": None, "keywords": self.keywords_}
+                "random_state": self.random_state, "vocabulary": None, "keywords": self.keywords_, "words": "terms"}
         if self.vectorizer_ is not None:
             arrays["idf"] = self.vectorizer_.idf_.astype(np.float32)
             meta["vocabulary"] = self.vectorizer_.get_feature_names_out().tolist()
@@ -276,7 +279,7 @@ class ThemeClassifier(BaseEstimator):
         clf.keywords_ = meta.get("keywords")   # models saved before keyword features have none
         clf.vectorizer_ = None
         if meta["vocabulary"] is not None:
-            clf.vectorizer_ = _tfidf(vocabulary=meta["vocabulary"])
+            clf.vectorizer_ = _tfidf(vocabulary=meta["vocabulary"], pairs=meta.get("words") == "terms")
             clf.vectorizer_.idf_ = arrays["idf"]
         words = 0 if clf.vectorizer_ is None else len(meta["vocabulary"])
         k_count = len(clf.coef_)

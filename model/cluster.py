@@ -24,7 +24,7 @@ from joblib.externals.loky.process_executor import (BrokenProcessPool, ProcessPo
                                                     TerminatedWorkerError)
 from sklearn.feature_extraction.text import CountVectorizer
 
-from .corpus import terms
+from .corpus import CHARACTER, terms
 
 log = logging.getLogger(__name__)
 
@@ -332,12 +332,27 @@ def count_terms(texts: list[str]) -> tuple[sp.csr_matrix, np.ndarray] | None:
     nothing but stop words). Needs no clusters, so it can run while UMAP does."""
     if not texts:
         return None
-    vec = CountVectorizer(stop_words="english", ngram_range=(1, 2), min_df=2 if len(texts) >= 50 else 1,
-                          tokenizer=partial(terms, word=_KEYWORD), token_pattern=None, dtype=np.float32)
+    words = CountVectorizer(stop_words="english", ngram_range=(1, 2), tokenizer=partial(terms, word=_KEYWORD),
+                            token_pattern=None).build_analyzer()
+    vec = CountVectorizer(analyzer=partial(_merged_pairs, words), min_df=2 if len(texts) >= 50 else 1,
+                          dtype=np.float32)
     try:
         return vec.fit_transform(texts), vec.get_feature_names_out()
     except ValueError:  # nothing but stop words
         return None
+
+
+def _merged_pairs(words: Callable[[str], list[str]], text: str) -> list[str]:
+    """words(text), where two overlapping pairs of an unspaced script's characters ("智慧 慧城", which terms() gives
+    for 智慧城) read as the run they come from: a keyword a reader can take in, and found as such in theme keywords."""
+    out = []
+    for term in words(text):
+        first, _, second = term.partition(" ")
+        a, b = CHARACTER.findall(first), CHARACTER.findall(second)
+        if second and len(a) == len(b) == 2 and "".join(a) == first and "".join(b) == second and a[1] == b[0]:
+            term = first + b[1]
+        out.append(term)
+    return out
 
 
 def keywords_per_cluster(texts: list[str], labels: np.ndarray, top: int = 10,

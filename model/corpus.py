@@ -50,12 +50,12 @@ def fix_unicode_all(texts: list[str], what: str = "texts") -> list[str]:
 
 
 def wrap_long_words(text: str, limit: int = MAX_WORD_CHARS) -> str:
-    """Cut every word of more than `limit` characters into pieces of `limit`, with a space between them; no character
-    is lost. A word is what count_words() counts: a run without whitespace, except that in a script written without
-    spaces (Chinese, Japanese, Thai) each character is one, so a run of such a script is never cut and keeps its text
-    as written (a space inside it would split a keyword there, and show in the evidence)."""
-    return re.sub(f"[^\\s{UNSPACED}{CJK_PUNCT}]{{{limit + 1},}}",
-                  lambda m: " ".join(m[0][i:i + limit] for i in range(0, len(m[0]), limit)), text)
+    """Cut every run of more than `limit` characters without whitespace into pieces of `limit`, with a space between
+    them; no character is lost. In a script written without spaces (Chinese, Japanese, Thai) each character is a word
+    of its own, as count_words() counts them, so a run of such a script is never cut and keeps its text as written
+    (a space inside it would split a keyword there, and show in the evidence)."""
+    long_run = _LONG_RUN if limit == MAX_WORD_CHARS else re.compile(f"[^\\s{UNSPACED}]{{{limit + 1},}}")
+    return long_run.sub(lambda m: " ".join(m[0][i:i + limit] for i in range(0, len(m[0]), limit)), text)
 
 
 @dataclass(frozen=True)
@@ -490,16 +490,21 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
-# Scripts written without spaces between words (Thai, kana, CJK ideographs), as a character class's body.
-UNSPACED = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# Scripts written without spaces between words (Thai, kana, CJK ideographs; the iteration marks and numerals of CJK
+# punctuation's block, such as 々 and 〇; half-width katakana), as a character class's body.
+UNSPACED = ("\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3005-\u3007\u3021-\u3029"
+            "\u3031-\u3035\u3038-\u303c\uff66-\uff9f\U00020000-\U0003134f")
 _MARKS = "\u0e31\u0e34-\u0e3a\u0e47-\u0e4e\u3099\u309a"   # Thai vowel and tone marks, kana voicing marks
-CJK_PUNCT = "\u3000-\u303f\uff00-\uffef"                     # CJK punctuation, full-width forms
+# CJK punctuation and the full-width forms' punctuation and signs; full-width letters and digits are words as any
+# letters are (a run of them is wrapped and counted like Latin).
+CJK_PUNCT = "\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65\uffe0-\uffef"
 # A word: a run of non-space characters, except that in an unspaced script each character (with its marks) counts as
 # one, as the encoders' tokenizers read them, and CJK punctuation counts as none. To str.split() a Chinese paragraph
 # was a few "words" (runs wrapped at MAX_WORD_CHARS), so it was never cut to the encoder's window, which then dropped
 # all but its first ~250 characters.
 _WORD = re.compile(f"[{UNSPACED}][{_MARKS}]*|[^\\s{UNSPACED}{CJK_PUNCT}]+")
 _CJK_EDGE = re.compile(f"[{UNSPACED}{CJK_PUNCT}]")
+_LONG_RUN = re.compile(f"[^\\s{UNSPACED}]{{{MAX_WORD_CHARS + 1},}}")   # see wrap_long_words
 
 
 def count_words(text: str) -> int:
@@ -508,7 +513,7 @@ def count_words(text: str) -> int:
 
 
 _UNSPACED_RUN = re.compile(f"[{UNSPACED}]+")
-_CHARACTER = re.compile(f"[{UNSPACED}][{_MARKS}]*")
+CHARACTER = re.compile(f"[{UNSPACED}][{_MARKS}]*")
 
 
 def terms(text: str, word: re.Pattern) -> list[str]:
@@ -519,7 +524,7 @@ def terms(text: str, word: re.Pattern) -> list[str]:
     found, start = [], 0
     for run in _UNSPACED_RUN.finditer(text):
         found += word.findall(text[start:run.start()])
-        chars = _CHARACTER.findall(run[0])
+        chars = CHARACTER.findall(run[0])
         found += ["".join(chars[i:i + 2]) for i in range(max(1, len(chars) - 1))]
         start = run.end()
     return found + word.findall(text[start:])

@@ -63,6 +63,7 @@ class _Classifier(_Strict):
     max_features: int | None
     random_state: int | None
     keywords: list[list[_Phrase]] | None = None   # models saved before keyword features have none
+    words: Literal["terms"] | None = None          # TF-IDF words by terms(); older models: scikit-learn's pattern
 
 
 class _EmbeddingModel(_Strict):

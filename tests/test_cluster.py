@@ -152,6 +152,15 @@ def test_keywords_keep_words_that_start_with_a_non_ascii_letter() -> None:
     assert not [k for ks in keywords.values() for k in ks if k[0].isdigit() or k[0] == "_"]
 
 
+def test_chinese_keywords_are_runs_of_characters_not_pairs_of_pairs() -> None:
+    texts = ["建设智慧城市和云计算中心", "推进智慧城市建设", "发展农村电子商务", "农村电子商务服务站"]
+    keywords = keywords_per_cluster(texts, np.array([0, 0, 1, 1]))
+    assert {"智慧", "城市", "智慧城", "慧城市"} <= set(keywords[0])
+    assert {"农村", "电子商", "子商务"} <= set(keywords[1])
+    assert not [k for ks in keywords.values() for k in ks if " " in k]   # no "智慧 慧城"
+    assert model.themes.keyword_hits(["; ".join(keywords[0])], [["智慧城"]])[0, 0]   # as the cluster vote looks
+
+
 def test_a_cache_write_that_fails_midway_leaves_no_partial_file(tmp_path, caplog) -> None:
     # A disk that fills up while the coordinates are written (here: a file size limit, the same error for the
     # writer): the cache is skipped with a warning and no half-written temporary file stays behind.

@@ -605,15 +605,18 @@ def test_a_chinese_keyword_is_found_wherever_it_falls_in_a_long_run() -> None:
         [paragraph] = paragraphs_of([Article("zh", text)], max_words=180)
         assert paragraph.text == text
         assert keyword_hits([paragraph.text], [[keyword]])[0, 0]
-    # a long run of letters inside Chinese is still cut, and only it
+    # a long run of letters inside Chinese is still cut, and only it; full-width letters are letters
     text = "合作" + "x" * 120 + "建设"
     assert wrap_long_words(text) == "合作" + " ".join(["x" * 50, "x" * 50, "x" * 20]) + "建设"
+    assert wrap_long_words("Ｘ" * 120) == " ".join(["Ｘ" * 50, "Ｘ" * 50, "Ｘ" * 20])
+    assert wrap_long_words("人々" * 40) == "人々" * 40 and wrap_long_words("ｱ" * 60) == "ｱ" * 60
 
 
 def test_unspaced_text_gives_character_pairs_as_terms() -> None:
     word = re.compile(r"(?u)\b\w\w+\b")
     assert terms("Smart city 智慧城市 and 5G网络", word) == ["Smart", "city", "智慧", "慧城", "城市", "and", "5G", "网络"]
     assert terms("省", word) == ["省"] and terms("กิก", word) == ["กิก"]   # a mark stays with its letter
+    assert terms("人々が", word) == ["人々", "々が"]                          # 々 is a character of the run
     english = "Cloud computing, e-commerce and U.S. data-centres: 5G in 2024."
     assert terms(english, word) == word.findall(english)
 

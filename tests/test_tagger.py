@@ -317,6 +317,21 @@ def test_load_model_saved_before_theme_ids(saved, fake_embedder) -> None:
     assert ThemeTagger.load(saved, embedder=fake_embedder).tag(FARM).scores == before
 
 
+def test_load_model_saved_before_character_pairs(saved, fake_embedder) -> None:
+    # Before terms(), a run of Chinese was one TF-IDF word as scikit-learn's pattern found it; such a folder must
+    # still read its vocabulary that way, or those features would silently never fire.
+    vocabulary = json.loads((saved / "vocabulary.json").read_text(encoding="utf-8"))
+    vocabulary[0] = "智慧城市建设"
+    (saved / "vocabulary.json").write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
+    assert ThemeTagger.load(saved, embedder=fake_embedder).classifier.vectorizer_.transform(["智慧城市建设"]).nnz == 0
+    config = json.loads((saved / "config.json").read_text(encoding="utf-8"))
+    assert config["classifier"].pop("words") == "terms"
+    (saved / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    old = ThemeTagger.load(saved, embedder=fake_embedder).classifier.vectorizer_
+    assert old.transform(["智慧城市建设"])[0, 0] > 0
+    assert old.transform([FARM]).nnz > 0   # its English words as before
+
+
 @pytest.mark.parametrize(
     "damage",
     [
