@@ -77,17 +77,24 @@ def held_out(articles: list[Article], gold: list[str], themes, embedder, cache, 
             "half_new": accuracy_of(tagger, [articles[i] for i in new], [gold[i] for i in new])[0]}
 
 
+def with_paragraphs(name: str, articles: list[Article], gold: list[str], max_words: int):
+    """(articles, gold, their paragraphs), less the texts that leave no paragraph after cleaning: no row can score
+    such a text, so none does. The articles' ids stay their row numbers."""
+    paragraphs = paragraphs_of(articles, max_words, warn_empty=False)
+    kept = {p.article_id for p in paragraphs}
+    if len(kept) < len(articles):
+        log.warning("%s: %d texts have no paragraph after cleaning and are left out", name, len(articles) - len(kept))
+        pairs = [(a, g) for a, g in zip(articles, gold) if a.id in kept]
+        articles, gold = [Article(str(i), a.text) for i, (a, _) in enumerate(pairs)], [g for _, g in pairs]
+        paragraphs = paragraphs_of(articles, max_words)
+    return articles, gold, paragraphs
+
+
 def run_set(name: str, articles: list[Article], gold: list[str], theme_file: Path, embedder, cache, seed: int,
             split: bool = False) -> dict:
     themes = load_themes(theme_file)
     ids = [t.id for t in themes]
-    paragraphs = paragraphs_of(articles, embedder.max_words)
-    kept = {p.article_id for p in paragraphs}
-    if len(kept) < len(articles):   # nothing left after cleaning: no row can score it, so none does
-        log.warning("%s: %d texts have no paragraph after cleaning and are left out", name, len(articles) - len(kept))
-        pairs = [(a, g) for a, g in zip(articles, gold) if a.id in kept]
-        articles, gold = [Article(str(i), a.text) for i, (a, _) in enumerate(pairs)], [g for _, g in pairs]
-        paragraphs = paragraphs_of(articles, embedder.max_words)
+    articles, gold, paragraphs = with_paragraphs(name, articles, gold, embedder.max_words)
     texts = [p.text for p in paragraphs]
     emb = embed_texts(texts, embedder, cache, show_progress=True)
     owner = np.array([int(p.article_id) for p in paragraphs])

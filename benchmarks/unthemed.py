@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from accuracy import SETS, multi_f1  # noqa: E402
+from accuracy import SETS, multi_f1, with_paragraphs  # noqa: E402
 from model import load_themes, train  # noqa: E402
-from model.corpus import Article, paragraphs_of  # noqa: E402
+from model.corpus import Article  # noqa: E402
 from model.embed import DEFAULT, CachedEmbedder, EmbeddingCache, default_cache_dir, embed_texts, load_embedder  # noqa: E402
 from sections import write_section  # noqa: E402
 
@@ -60,16 +60,11 @@ def cosine_oracle(sims: np.ndarray, ids: list[str], gold: list[list[str]]) -> tu
     return f1, float(np.mean(best[left_out] < cut)), float(cut)
 
 
-def run_set(name: str, data_dir: Path, size: int, embedder, cache, seed: int) -> list[dict]:
-    articles, gold = sample(data_dir / SETS[name], size, seed)
-    all_themes = load_themes(ROOT / "benchmarks" / "themes" / f"{name}.toml")
-    paragraphs = paragraphs_of(articles, embedder.max_words, warn_empty=False)
-    kept = {p.article_id for p in paragraphs}
-    if len(kept) < len(articles):   # nothing left after cleaning: no row can score it, so none does
-        log.warning("%s: %d texts have no paragraph after cleaning and are left out", name, len(articles) - len(kept))
-        pairs = [(a, g) for a, g in zip(articles, gold) if a.id in kept]
-        articles, gold = [Article(str(i), a.text) for i, (a, _) in enumerate(pairs)], [g for _, g in pairs]
-        paragraphs = paragraphs_of(articles, embedder.max_words)
+def run_set(name: str, articles: list[Article], gold: list[str], theme_file: Path, embedder, cache, seed: int,
+            cache_dir: Path | None = None) -> list[dict]:
+    """One row per class of the theme file: trained and tagged without that class's theme."""
+    all_themes = load_themes(theme_file)
+    articles, gold, paragraphs = with_paragraphs(name, articles, gold, embedder.max_words)
     vectors = embed_texts([p.text for p in paragraphs], embedder, cache)
     owner = np.array([int(p.article_id) for p in paragraphs])
     text_vectors = np.vstack([vectors[owner == i].mean(axis=0) for i in range(len(articles))])
@@ -78,7 +73,7 @@ def run_set(name: str, data_dir: Path, size: int, embedder, cache, seed: int) ->
         themes = [t for t in all_themes if t.id != left]
         ids = [t.id for t in themes]
         truth = [[] if y == left else [y] for y in gold]
-        tagger, _ = train(articles, themes, seed=seed, embedder=CachedEmbedder(embedder, cache), cache_dir=default_cache_dir(),
+        tagger, _ = train(articles, themes, seed=seed, embedder=CachedEmbedder(embedder, cache), cache_dir=cache_dir,
                           progress=False)
         pred = [r.themes for r in tagger.tag_many([a.text for a in articles])]
         out = np.array([y == left for y in gold])
@@ -124,8 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     embedder = load_embedder(DEFAULT, default_cache_dir())
     cache = EmbeddingCache(default_cache_dir() / "embeddings.sqlite")
-    rows = [r for name in args.sets.split(",") for r in run_set(name, Path(args.data_dir), args.size, embedder,
-                                                                 cache, args.seed)]
+    rows = []
+    for name in args.sets.split(","):
+        articles, gold = sample(Path(args.data_dir) / SETS[name], args.size, args.seed)
+        rows += run_set(name, articles, gold, ROOT / "benchmarks" / "themes" / f"{name}.toml", embedder, cache,
+                        args.seed, default_cache_dir())
     text = table(rows)
     print(text)
     if args.json:

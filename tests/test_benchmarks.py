@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, THEMES_TOML, make_corpus
+from model import load_themes
 from model.corpus import Article
 from model.embed import EmbeddingCache
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import accuracy  # noqa: E402
+import unthemed  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +52,26 @@ def test_accuracy_of_scores_the_top_theme(trained, synthetic) -> None:
     wrong, _ = accuracy.accuracy_of(trained.tagger, articles, ["no-such-theme"] * len(themed))
     assert right == pytest.approx(sum(p == k for p, (k, _) in zip(pred, themed)) / len(themed))
     assert wrong == 0.0
+
+
+def test_cosine_oracle_finds_the_cut_that_leaves_the_left_out_class_untagged() -> None:
+    # Three texts of two kept themes, well matched; two of a left-out class, nearest "b" but weaker than any themed text.
+    sims = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.7], [0.2, 0.5], [0.3, 0.4]])
+    f1, none, cut = unthemed.cosine_oracle(sims, ["a", "b"], [["a"], ["a"], ["b"], [], []])
+    assert f1 == 1.0 and none == 1.0 and 0.5 < cut <= 0.7
+
+
+def test_unthemed_gives_a_row_per_left_out_class(labelled, fake_embedder, tmp_path) -> None:
+    articles, gold = labelled
+    themes = tmp_path / "themes.toml"
+    themes.write_text(THEMES_TOML, encoding="utf-8")
+    rows = unthemed.run_set("synthetic", articles, gold, themes, fake_embedder,
+                            EmbeddingCache(tmp_path / "cache.sqlite"), seed=0)
+    assert [r["left_out"] for r in rows] == [t.id for t in load_themes(themes)]
+    for r in rows:
+        assert r["left_out_n"] == gold.count(r["left_out"]) and r["n"] == len(articles)
+        for key in ("ours", "cosine_oracle", "ours_none_left_out", "cosine_none_left_out", "ours_none_themed"):
+            assert 0.0 <= r[key] <= 1.0
+        assert r["ours"] >= 0.7 and r["ours_none_themed"] <= 0.2   # the kept synthetic themes are easy to tell apart
+    text = unthemed.table(rows)
+    assert text.count("| synthetic |") == len(rows) and "| **synthetic** | mean |" in text
