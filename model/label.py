@@ -44,6 +44,7 @@ import numpy as np
 from sklearn.mixture import GaussianMixture
 
 from .cluster import OUTLIER, UMAP_EXACT_BELOW, ClusterInfo
+from .corpus import CHARACTER
 from .themes import Theme, keyword_hits
 
 
@@ -138,6 +139,21 @@ def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor:
     clear = (prob >= SURE) | (prob <= 1 - SURE)
     return cluster_vote(own, clear, clusters, infos, themes, sim, prob, hits, "are likely to match the theme",
                         likely)
+
+
+def among_top_words(top_words: list[list[str]], phrases: list[str]) -> np.ndarray:
+    """(clusters, phrases) bool: the phrase is one of a cluster's top words or phrases, or a whole part of one ("port"
+    is not in "support"). A phrase in an unspaced script (Chinese) longer than three characters, which no top word is
+    (terms() reads such text as pairs of characters, and the cluster keywords join them into runs of three at most),
+    is there when each of its pairs of characters is."""
+    joined = ["; ".join(words) for words in top_words]
+    found = keyword_hits(joined, [[phrase] for phrase in phrases])
+    for j, phrase in enumerate(phrases):
+        chars = CHARACTER.findall(phrase)
+        if len(chars) > 3 and "".join(chars) == phrase:
+            pairs = [["".join(chars[i:i + 2])] for i in range(len(chars) - 1)]
+            found[:, j] = keyword_hits(joined, pairs).all(axis=1)
+    return found
 
 
 def too_few_clusters(infos: list[ClusterInfo], themes: list[Theme]) -> bool:
@@ -246,8 +262,7 @@ def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos
     # 0.13), so the clusters do not vote, and each paragraph's labels and their clarity are its own (the thin-theme rule
     # below still applies). clusters.md still says what each cluster mostly carries, and that it was not applied.
     coarse = too_few_clusters(infos, themes)
-    # Whole phrases, each within one of a cluster's top words or phrases ("port" is not in "support")
-    found = keyword_hits(["; ".join(info.keywords) for info in infos], [[w] for t in themes for w in t.keywords])
+    found = among_top_words([info.keywords for info in infos], [w for t in themes for w in t.keywords])
     first = np.cumsum([0] + [len(t.keywords) for t in themes])
     for n, info in enumerate(infos):
         idx = np.flatnonzero(clusters == info.id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from model.cluster import ClusterInfo
-from model.label import _mixture_probability, cluster_vote, nearest, same_count_cuts, smooth
+from model.label import _mixture_probability, among_top_words, cluster_vote, nearest, same_count_cuts, smooth
 from model.themes import Theme
 
 
@@ -259,3 +259,12 @@ def test_a_theme_keyword_counts_among_a_clusters_top_words_only_as_a_whole_word(
         cluster_vote(own, np.ones_like(own), np.zeros(10, int), [info], themes, np.zeros((10, 1)),
                      np.zeros((10, 1)), np.zeros((10, 1), bool), "are likely")
         assert (info.themes == ["shipping"]) == given, (words, info.reasons)
+
+
+def test_a_long_chinese_keyword_counts_among_top_words_that_hold_its_character_pairs() -> None:
+    # Cluster keywords of Chinese are runs of two or three characters (terms()), so 智慧城市 is never one of them
+    # whole; it is there when all its pairs are (智慧, 慧城, 城市), as in 智慧城 and 慧城市.
+    top_words = [["智慧城", "慧城市", "市建设"], ["智慧城", "慧城市", "建设"], ["智慧城", "建设"], ["城市", "智慧"]]
+    found = among_top_words(top_words, ["智慧城市", "建设", "智慧城市建设"])
+    assert found.tolist() == [[True, True, True], [True, True, False], [False, True, False], [False, False, False]]
+    assert among_top_words([["support", "partnership"]], ["port"]).tolist() == [[False]]
