@@ -512,8 +512,14 @@ def count_words(text: str) -> int:
     return sum(1 for _ in _WORD.finditer(text))
 
 
-_UNSPACED_RUN = re.compile(f"[{UNSPACED}]+")
+UNSPACED_RUN = re.compile(f"[{UNSPACED}]+")
 CHARACTER = re.compile(f"[{UNSPACED}][{_MARKS}]*")
+
+
+def character_pairs(run: str) -> list[str]:
+    """A run of an unspaced script as terms() reads it: its overlapping pairs of characters (a lone one: itself)."""
+    chars = CHARACTER.findall(run)
+    return ["".join(chars[i:i + 2]) for i in range(max(1, len(chars) - 1))]
 
 
 def terms(text: str, word: re.Pattern) -> list[str]:
@@ -522,10 +528,8 @@ def terms(text: str, word: re.Pattern) -> list[str]:
     itself), as search engines index Chinese without a dictionary; to `word` such a run was one term as long as the
     paragraph. On text without such a run, exactly word.findall(text)."""
     found, start = [], 0
-    for run in _UNSPACED_RUN.finditer(text):
-        found += word.findall(text[start:run.start()])
-        chars = CHARACTER.findall(run[0])
-        found += ["".join(chars[i:i + 2]) for i in range(max(1, len(chars) - 1))]
+    for run in UNSPACED_RUN.finditer(text):
+        found += word.findall(text[start:run.start()]) + character_pairs(run[0])
         start = run.end()
     return found + word.findall(text[start:])
 

@@ -44,7 +44,7 @@ import numpy as np
 from sklearn.mixture import GaussianMixture
 
 from .cluster import OUTLIER, UMAP_EXACT_BELOW, ClusterInfo
-from .corpus import CHARACTER
+from .corpus import UNSPACED_RUN, character_pairs
 from .themes import Theme, keyword_hits
 
 
@@ -149,10 +149,9 @@ def among_top_words(top_words: list[list[str]], phrases: list[str]) -> np.ndarra
     joined = ["; ".join(words) for words in top_words]
     found = keyword_hits(joined, [[phrase] for phrase in phrases])
     for j, phrase in enumerate(phrases):
-        chars = CHARACTER.findall(phrase)
-        if len(chars) > 3 and "".join(chars) == phrase:
-            pairs = [["".join(chars[i:i + 2])] for i in range(len(chars) - 1)]
-            found[:, j] = keyword_hits(joined, pairs).all(axis=1)
+        pairs = character_pairs(phrase) if UNSPACED_RUN.fullmatch(phrase) else []
+        if len(pairs) > 2:   # four characters or more
+            found[:, j] = keyword_hits(joined, [[pair] for pair in pairs]).all(axis=1)
     return found
 
 
