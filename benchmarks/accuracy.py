@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from model import ThemeTagger, load_themes, train  # noqa: E402
 from model.corpus import Article, paragraphs_of  # noqa: E402
 from model.embed import DEFAULT, CachedEmbedder, EmbeddingCache, default_cache_dir, embed_texts, load_embedder  # noqa: E402
-from sections import write_section  # noqa: E402
+from sections import command_body, write_section  # noqa: E402
 
 SETS = {"agnews": "agnews_test.jsonl", "bbc": "bbc_news.jsonl", "bbcsport": "bbcsport.jsonl",
         "huffpost8": "huffpost8_headlines.jsonl", "huffpost41": "huffpost41_headlines.jsonl"}
@@ -349,10 +349,8 @@ def run_panel(args, embedder, cache, argv) -> int:
         Path(args.json).write_text(json.dumps({"rows": rows, "seeds": seed_rows, "small": small}, indent=2),
                                    encoding="utf-8")
     if args.write:
-        cmd = " ".join(["python benchmarks/accuracy.py", *(sys.argv[1:] if argv is None else argv)])
-        body = (f"### Accuracy panel, embedding model `{embedder.spec}`, seed {args.seed}\n\n"
-                f"Command: `{cmd}` — {date.today()}, {time.perf_counter() - start:.0f} s, Python "
-                f"{platform.python_version()}.\n\n{text}\n")
+        body = command_body(f"Accuracy panel, embedding model `{embedder.spec}`, seed {args.seed}",
+                            "benchmarks/accuracy.py", argv, time.perf_counter() - start, text)
         write_section(ROOT / "BENCHMARKS.md", f"panel-{embedder.spec.replace(':', '-')}-seed{args.seed}", body)
     return 0
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+import sys
+from datetime import date
 from pathlib import Path
 
 
@@ -16,3 +19,11 @@ def write_section(path: Path, marker: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
+
+
+def command_body(title: str, script: str, argv: list[str] | None, seconds: float, text: str) -> str:
+    """A section's body: its title, the command that wrote it as typed (argv: None for the process's own), the date,
+    how long it took and the Python, then the text."""
+    cmd = " ".join([f"python {script}", *(sys.argv[1:] if argv is None else argv)])
+    return (f"### {title}\n\nCommand: `{cmd}` — {date.today()}, {seconds:.0f} s, Python "
+            f"{platform.python_version()}.\n\n{text}\n")

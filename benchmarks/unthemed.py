@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +34,7 @@ from accuracy import SETS, multi_f1, with_paragraphs  # noqa: E402
 from model import load_themes, train  # noqa: E402
 from model.corpus import Article  # noqa: E402
 from model.embed import DEFAULT, CachedEmbedder, EmbeddingCache, default_cache_dir, embed_texts, load_embedder  # noqa: E402
-from sections import write_section  # noqa: E402
+from sections import command_body, write_section  # noqa: E402
 
 log = logging.getLogger("unthemed")
 
@@ -129,10 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2), encoding="utf-8")
     if args.write:
-        cmd = " ".join(["python benchmarks/unthemed.py", *(sys.argv[1:] if argv is None else argv)])
-        body = (f"### Texts with none of the themes (leave one class out), embedding model `{embedder.spec}`\n\n"
-                f"Command: `{cmd}` — {date.today()}, {time.perf_counter() - start:.0f} s, Python "
-                f"{platform.python_version()}.\n\n{text}\n")
+        body = command_body(f"Texts with none of the themes (leave one class out), embedding model `{embedder.spec}`",
+                            "benchmarks/unthemed.py", argv, time.perf_counter() - start, text)
         write_section(ROOT / "BENCHMARKS.md", f"unthemed-{embedder.spec.replace(':', '-')}", body)
     return 0
 
