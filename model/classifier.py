@@ -62,7 +62,9 @@ class ThemeClassifier(BaseEstimator):
 
     Features: the embedding; its cosine to each theme's anchor, the theme file's own centre; whether it names each
     theme (one of the theme's keywords); and TF-IDF of the words (scaled by tfidf_weight; 0 turns them off). A
-    paragraph that names a theme carries it, as the theme file says: its score for that theme is at least the cut.
+    paragraph that names a theme carries it, as the theme file says: its score for that theme is at least the cut,
+    unless the model finds the paragraph about another theme that it does not name (the name is then a means, as
+    in "with the help of big data" in a paragraph on city parking).
     The anchor and keyword features are scaled by
     anchor_weight * ANCHOR_ROWS / training rows (at most MAX_ANCHOR_BOOST times): a large scale makes their
     coefficients cheap under the regularisation, so a small corpus leans on the theme file, and the theme file's
@@ -247,8 +249,13 @@ class ThemeClassifier(BaseEstimator):
         z = (X @ self.coef_.T + self.intercept_) * self.calibration_[:, 0] + self.calibration_[:, 1]
         p = (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
         if named is not None:
-            # A paragraph that names a theme carries it (the theme file says so): its score is at least the cut.
-            p = np.maximum(p, named * self.thresholds_).astype(np.float32)
+            # A paragraph that names a theme carries it (the theme file says so): its score is at least the cut. But
+            # not where the model finds it about a theme it does not name: there the name is a means to another end
+            # ("drivers are guided to free parking spaces with the help of big data" is about the city), not an area
+            # of work. A list of areas names each of its themes, so none of them is lost this way.
+            named = np.asarray(named, dtype=bool)
+            elsewhere = ((p >= self.thresholds_) & ~named).any(axis=1, keepdims=True)
+            p = np.maximum(p, (named & ~elsewhere) * self.thresholds_).astype(np.float32)
         return p
 
     # -- persistence as data ------------------------------------------------------------------------------------

@@ -67,6 +67,29 @@ def test_a_paragraph_that_names_a_theme_carries_it() -> None:
     scores = clf.predict_proba(far, ["nothing to see", "the smart cities of the delta"])[:, 0]
     assert scores[0] < 0.5 <= scores[1]
 
+def test_a_theme_named_as_a_means_to_another_theme_is_not_forced() -> None:
+    # Two themes: the city along the first axis, data along the second. A paragraph the model finds about the city
+    # that names big data as its tool does not carry data for the name alone; one about neither does, and a list
+    # that names both themes carries both.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((240, 8)).astype(np.float32)
+    y = np.zeros((240, 2), dtype=bool)
+    x[:60, 0] += 3.0
+    y[:60, 0] = True
+    x[60:120, 1] += 3.0
+    y[60:120, 1] = True
+    clf = ThemeClassifier(anchor_weight=0).fit(x, ["an ordinary paragraph"] * len(x), y,
+                                               keywords=[["smart city"], ["big data"]])
+    city, nowhere = np.zeros((1, 8), dtype=np.float32), np.zeros((1, 8), dtype=np.float32)
+    city[0, :2] = (4.0, -3.0)
+    nowhere[0, :2] = (-3.0, -3.0)
+    means = "drivers are guided to free parking spaces with the help of big data"
+    scores = clf.predict_proba(np.vstack([city, nowhere, city]), [means, means, "smart city and big data projects"])
+    assert scores[0, 0] >= 0.5 > scores[0, 1]          # about the city, big data only its means
+    assert scores[1, 1] >= 0.5 > scores[1, 0]          # about nothing the model knows: the name decides
+    assert (scores[2] >= 0.5).all()                    # a list of areas carries each theme it names
+
+
 
 def test_unfitted_classifier_says_so() -> None:
     with pytest.raises(NotFittedError):
