@@ -14,6 +14,7 @@ from model.embed import EmbeddingCache
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import accuracy  # noqa: E402
+import shapes  # noqa: E402
 import unthemed  # noqa: E402
 
 
@@ -75,3 +76,20 @@ def test_unthemed_gives_a_row_per_left_out_class(labelled, fake_embedder, tmp_pa
         assert r["ours"] >= 0.7 and r["ours_none_themed"] <= 0.2   # the kept synthetic themes are easy to tell apart
     text = unthemed.table(rows)
     assert text.count("| synthetic |") == len(rows) and "| **synthetic** | mean |" in text
+
+
+def test_unbalanced_classes_shrink_from_the_smallest_full_class_to_its_share() -> None:
+    gold = ["a"] * 400 + ["b"] * 300 + ["c"] * 500 + ["d"] * 350
+    picked = shapes.unbalanced(gold, imbalance=30, seed=3)
+    sizes = sorted((sum(gold[i] == c for i in picked) for c in "abcd"), reverse=True)
+    assert sizes == [300, round(300 / 30 ** (1 / 3)), round(300 / 30 ** (2 / 3)), 10]
+    assert len(set(picked)) == len(picked) and picked == shapes.unbalanced(gold, imbalance=30, seed=3)
+    assert picked != shapes.unbalanced(gold, imbalance=30, seed=4)    # another seed, another order of the classes
+    assert min(sum(gold[i] == c for i in shapes.unbalanced(gold, 1000, seed=0)) for c in "abcd") == 5
+
+
+def test_relabelled_keeps_only_the_mapped_classes_and_renumbers_them() -> None:
+    articles = [Article(str(i), f"text {i}") for i in range(5)]
+    kept, gold = shapes.relabelled(articles, ["x", "y", "z", "x", "w"], {"x": "one", "z": "two"})
+    assert [a.text for a in kept] == ["text 0", "text 2", "text 3"] and gold == ["one", "two", "one"]
+    assert [a.id for a in kept] == ["0", "1", "2"]
