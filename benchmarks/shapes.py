@@ -1,6 +1,6 @@
 """Corpus shapes the panel lacks: themes that span several subjects, and classes of very different sizes.
 
-    python benchmarks/shapes.py                 # both probes, about 7 minutes with a warm embedding cache
+    python benchmarks/shapes.py                 # both probes: 6 minutes with a warm embedding cache, 2 with UMAP's too
     python benchmarks/shapes.py --imbalance 10 --seeds 0 --write
 
 The panel's single-label sets are balanced, or nearly, and each class is one subject. A user's corpus is often
