@@ -252,7 +252,7 @@ class ThemeClassifier(BaseEstimator):
             # A paragraph that names a theme carries it (the theme file says so): its score is at least the cut. But
             # not where the model finds it about a theme it does not name: there the name is a means to another end
             # ("drivers are guided to free parking spaces with the help of big data" is about the city), not an area
-            # of work. A list of areas names each of its themes, so none of them is lost this way.
+            # of work. A list of areas that names each of its themes keeps them all.
             named = np.asarray(named, dtype=bool)
             elsewhere = ((p >= self.thresholds_) & ~named).any(axis=1, keepdims=True)
             p = np.maximum(p, (named & ~elsewhere) * self.thresholds_).astype(np.float32)

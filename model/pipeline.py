@@ -208,8 +208,8 @@ def _theme_notes(themes: list[Theme], pseudo, prompt_targets: np.ndarray, head: 
         if not head.trained_[k]:
             notes.append(f"theme {t.id!r}: too few training paragraphs for and against it ({positives[k]} and "
                          f"{negatives[k]}, the theme file's texts included) to learn it, so the model gives it only "
-                         "to a paragraph that names it (one of its keywords). Add a theme, or articles that are not "
-                         "about it, to the corpus")
+                         "to a paragraph that names it (one of its keywords) and is about no theme it does not name. "
+                         "Add a theme, or articles that are not about it, to the corpus")
         elif learnt[k] == 0:
             notes.append(f"theme {t.id!r}: no paragraph of the corpus was labelled with it, so the model knows it only "
                          "from the theme file's own texts and will give it rarely, if ever. Add keywords (phrases that "

@@ -47,7 +47,8 @@ def keyword_hits(texts: list[str], keywords: list[tuple[str, ...]] | list[list[s
     """(n, K) bool: the text names theme k, i.e. holds one of its keywords (whole words, any case, plural too).
 
     A theme's keywords are phrases that name it ("smart city", "cloud computing"): a paragraph that names a theme,
-    even as one item of a list of areas of work, carries it."""
+    even as one item of a list of areas of work, carries it (the classifier's floor, unless the model finds the
+    paragraph about a theme it does not name)."""
     hits = np.zeros((len(texts), len(keywords)), dtype=bool)
     lowered = None
     for k, words in enumerate(keywords):

@@ -86,6 +86,8 @@ def test_unbalanced_classes_shrink_from_the_smallest_full_class_to_its_share() -
     assert len(set(picked)) == len(picked) and picked == shapes.unbalanced(gold, imbalance=30, seed=3)
     assert picked != shapes.unbalanced(gold, imbalance=30, seed=4)    # another seed, another order of the classes
     assert min(sum(gold[i] == c for i in shapes.unbalanced(gold, 1000, seed=0)) for c in "abcd") == 5
+    few = gold + ["e"] * 3                                             # a class smaller than the floor: all of it
+    assert sum(few[i] == "e" for i in shapes.unbalanced(few, 1000, seed=0)) == 3
 
 
 def test_relabelled_keeps_only_the_mapped_classes_and_renumbers_them() -> None:
