@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from model import ThemeTagger, load_themes, train  # noqa: E402
 from model.corpus import Article, paragraphs_of  # noqa: E402
 from model.embed import DEFAULT, CachedEmbedder, EmbeddingCache, default_cache_dir, embed_texts, load_embedder  # noqa: E402
-from sections import command_body, write_section  # noqa: E402
+from sections import publish, write_section  # noqa: E402
 
 SETS = {"agnews": "agnews_test.jsonl", "bbc": "bbc_news.jsonl", "bbcsport": "bbcsport.jsonl",
         "huffpost8": "huffpost8_headlines.jsonl", "huffpost41": "huffpost41_headlines.jsonl"}
@@ -343,15 +343,10 @@ def run_panel(args, embedder, cache, argv) -> int:
     mission, seed_rows = mission_rows(Path(args.data_dir), embedder, cache, args.seed)
     rows += mission
     small = [] if args.mission_only else small_rows(Path(args.data_dir), embedder, cache, args.seed)
-    text = panel_table(rows, seed_rows) + ("\n\n" + small_table(small) if small else "")
-    print(text)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "seeds": seed_rows, "small": small}, indent=2),
-                                   encoding="utf-8")
-    if args.write:
-        body = command_body(f"Accuracy panel, embedding model `{embedder.spec}`, seed {args.seed}",
-                            "benchmarks/accuracy.py", argv, time.perf_counter() - start, text)
-        write_section(ROOT / "BENCHMARKS.md", f"panel-{embedder.spec.replace(':', '-')}-seed{args.seed}", body)
+    publish(panel_table(rows, seed_rows) + ("\n\n" + small_table(small) if small else ""),
+            {"rows": rows, "seeds": seed_rows, "small": small}, json_path=args.json, write=args.write, started=start,
+            argv=argv, title=f"Accuracy panel, embedding model `{embedder.spec}`, seed {args.seed}",
+            script="benchmarks/accuracy.py", marker=f"panel-{embedder.spec.replace(':', '-')}-seed{args.seed}")
     return 0
 
 

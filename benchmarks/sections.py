@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
+import time
 from datetime import date
 from pathlib import Path
+
+BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
 
 def write_section(path: Path, marker: str, body: str) -> None:
@@ -27,3 +31,14 @@ def command_body(title: str, script: str, argv: list[str] | None, seconds: float
     cmd = " ".join([f"python {script}", *(sys.argv[1:] if argv is None else argv)])
     return (f"### {title}\n\nCommand: `{cmd}` — {date.today()}, {seconds:.0f} s, Python "
             f"{platform.python_version()}.\n\n{text}\n")
+
+
+def publish(text: str, rows, *, json_path: str | None, write: bool, title: str, script: str, argv: list[str] | None,
+            started: float, marker: str) -> None:
+    """A benchmark's output: its table printed; its rows as JSON at json_path, where given; and with write, its
+    section in BENCHMARKS.md (command_body's, timed from `started`, a time.perf_counter())."""
+    print(text)
+    if json_path:
+        Path(json_path).write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    if write:
+        write_section(BENCHMARKS_MD, marker, command_body(title, script, argv, time.perf_counter() - started, text))

@@ -23,7 +23,6 @@ supervised ceiling, as accuracy and as macro-F1 (which weighs the small classes 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -38,7 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from accuracy import PANEL, SETS, read_set, run_set  # noqa: E402
 from model.corpus import Article  # noqa: E402
 from model.embed import DEFAULT, EmbeddingCache, default_cache_dir, load_embedder  # noqa: E402
-from sections import command_body, write_section  # noqa: E402
+from sections import publish  # noqa: E402
 
 THEMES = ROOT / "benchmarks" / "themes"
 COARSE_HUFFPOST = {
@@ -141,14 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     data = Path(args.data_dir)
     rows = [] if args.no_coarse else coarse_rows(data, embedder, cache, args.seeds[0])
     rows += unbalanced_rows(data, args.sets.split(","), args.imbalance, args.seeds, embedder, cache)
-    text = table(rows)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2), encoding="utf-8")
-    if args.write:
-        body = command_body(f"Corpus shapes: coarse themes and unbalanced classes, embedding model `{embedder.spec}`",
-                            "benchmarks/shapes.py", argv, time.perf_counter() - start, text)
-        write_section(ROOT / "BENCHMARKS.md", f"shapes-{embedder.spec.replace(':', '-')}", body)
+    publish(table(rows), rows, json_path=args.json, write=args.write, started=start, argv=argv,
+            title=f"Corpus shapes: coarse themes and unbalanced classes, embedding model `{embedder.spec}`",
+            script="benchmarks/shapes.py", marker=f"shapes-{embedder.spec.replace(':', '-')}")
     return 0
 
 

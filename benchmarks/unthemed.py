@@ -34,7 +34,7 @@ from accuracy import SETS, multi_f1, with_paragraphs  # noqa: E402
 from model import load_themes, train  # noqa: E402
 from model.corpus import Article  # noqa: E402
 from model.embed import DEFAULT, CachedEmbedder, EmbeddingCache, default_cache_dir, embed_texts, load_embedder  # noqa: E402
-from sections import command_body, write_section  # noqa: E402
+from sections import publish  # noqa: E402
 
 log = logging.getLogger("unthemed")
 
@@ -122,14 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         articles, gold = sample(Path(args.data_dir) / SETS[name], args.size, args.seed)
         rows += run_set(name, articles, gold, ROOT / "benchmarks" / "themes" / f"{name}.toml", embedder, cache,
                         args.seed, default_cache_dir())
-    text = table(rows)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2), encoding="utf-8")
-    if args.write:
-        body = command_body(f"Texts with none of the themes (leave one class out), embedding model `{embedder.spec}`",
-                            "benchmarks/unthemed.py", argv, time.perf_counter() - start, text)
-        write_section(ROOT / "BENCHMARKS.md", f"unthemed-{embedder.spec.replace(':', '-')}", body)
+    publish(table(rows), rows, json_path=args.json, write=args.write, started=start, argv=argv,
+            title=f"Texts with none of the themes (leave one class out), embedding model `{embedder.spec}`",
+            script="benchmarks/unthemed.py", marker=f"unthemed-{embedder.spec.replace(':', '-')}")
     return 0
 
 

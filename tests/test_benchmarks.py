@@ -14,6 +14,7 @@ from model.embed import EmbeddingCache
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import accuracy  # noqa: E402
+import sections  # noqa: E402
 import shapes  # noqa: E402
 import unthemed  # noqa: E402
 
@@ -95,3 +96,18 @@ def test_relabelled_keeps_only_the_mapped_classes_and_renumbers_them() -> None:
     kept, gold = shapes.relabelled(articles, ["x", "y", "z", "x", "w"], {"x": "one", "z": "two"})
     assert [a.text for a in kept] == ["text 0", "text 2", "text 3"] and gold == ["one", "two", "one"]
     assert [a.id for a in kept] == ["0", "1", "2"]
+
+
+def test_publish_prints_writes_the_json_and_replaces_only_its_own_section(tmp_path, monkeypatch, capsys) -> None:
+    md = tmp_path / "BENCHMARKS.md"
+    md.write_text("# Benchmarks\n\n<!-- other:start -->\nkept\n<!-- other:end -->\n", encoding="utf-8")
+    monkeypatch.setattr(sections, "BENCHMARKS_MD", md)
+    for figure in ("0.5", "0.7"):   # the second run replaces the first's section
+        sections.publish(f"| a | {figure} |", [{"a": float(figure)}], json_path=str(tmp_path / "rows.json"),
+                         write=True, title="Probe", script="benchmarks/probe.py", argv=["--write"], started=0.0,
+                         marker="probe")
+    text = md.read_text(encoding="utf-8")
+    assert "kept" in text and text.count("### Probe") == 1 and "| a | 0.7 |" in text and "0.5" not in text
+    assert "Command: `python benchmarks/probe.py --write`" in text
+    assert (tmp_path / "rows.json").read_text(encoding="utf-8").replace(" ", "").replace("\n", "") == '[{"a":0.7}]'
+    assert capsys.readouterr().out.splitlines() == ["| a | 0.5 |", "| a | 0.7 |"]
