@@ -344,13 +344,17 @@ def count_terms(texts: list[str]) -> tuple[sp.csr_matrix, np.ndarray] | None:
 
 def _merged_pairs(words: Callable[[str], list[str]], text: str) -> list[str]:
     """words(text), where two overlapping pairs of an unspaced script's characters ("智慧 慧城", which terms() gives
-    for 智慧城) read as the run they come from: a keyword a reader can take in, and found as such in theme keywords."""
+    for 智慧城) read as the run they come from: a keyword a reader can take in, and found as such in theme keywords.
+    A pair of terms of which one is in such a script and the other a spaced word ("e-commerce 智慧") is no phrase
+    in either language, and is left out."""
     out = []
     for term in words(text):
         first, _, second = term.partition(" ")
         a, b = CHARACTER.findall(first), CHARACTER.findall(second)
         if second and len(a) == len(b) == 2 and "".join(a) == first and "".join(b) == second and a[1] == b[0]:
             term = first + b[1]
+        elif second and bool(a) != bool(b):
+            continue
         out.append(term)
     return out
 

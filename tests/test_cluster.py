@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import re
 import resource
 import signal
 import threading
@@ -16,7 +17,8 @@ from sklearn.decomposition import PCA
 import model
 import model.cluster as clustering
 from model.classifier import ThemeClassifier
-from model.cluster import OUTLIER, cluster, keywords_per_cluster
+from model.cluster import OUTLIER, cluster, count_terms, keywords_per_cluster
+from model.corpus import CHARACTER
 
 
 def _groups(spread: float, noise: float, seed: int = 0) -> np.ndarray:
@@ -159,6 +161,13 @@ def test_chinese_keywords_are_runs_of_characters_not_pairs_of_pairs() -> None:
     assert {"农村", "电子商", "子商务"} <= set(keywords[1])
     assert not [k for ks in keywords.values() for k in ks if " " in k]   # no "智慧 慧城"
     assert model.themes.keyword_hits(["; ".join(keywords[0])], [["智慧城"]])[0, 0]   # as the cluster vote looks
+
+
+def test_no_keyword_pairs_a_chinese_run_with_an_english_word() -> None:
+    texts = ["Alibaba e-commerce 智慧城市 platform", "rural e-commerce 智慧城市 service", "e-commerce 智慧城市"]
+    terms = set(count_terms(texts)[1])
+    assert {"rural e-commerce", "智慧城", "e-commerce", "智慧"} <= terms   # each language's own terms stay
+    assert not [t for t in terms if " " in t and CHARACTER.search(t) and re.search("[a-z]", t)]
 
 
 def test_a_cache_write_that_fails_midway_leaves_no_partial_file(tmp_path, caplog) -> None:
