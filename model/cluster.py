@@ -345,8 +345,9 @@ def count_terms(texts: list[str]) -> tuple[sp.csr_matrix, np.ndarray] | None:
 def _merged_pairs(words: Callable[[str], list[str]], text: str) -> list[str]:
     """words(text), where two overlapping pairs of an unspaced script's characters ("智慧 慧城", which terms() gives
     for 智慧城) read as the run they come from: a keyword a reader can take in, and found as such in theme keywords.
-    A pair of terms of which one is in such a script and the other a spaced word ("e-commerce 智慧") is no phrase
-    in either language, and is left out."""
+    A pair of terms of which one is in such a script and the other a spaced word is left out: mostly an English word
+    beside the first pair of a Chinese run ("e-commerce 智慧"), a phrase in neither language (a real mixed phrase,
+    "AI 芯片", is lost with them; each of its parts stays a term)."""
     out = []
     for term in words(text):
         first, _, second = term.partition(" ")

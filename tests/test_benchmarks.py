@@ -107,7 +107,7 @@ def test_publish_prints_writes_the_json_and_replaces_only_its_own_section(tmp_pa
                          write=True, title="Probe", script="benchmarks/probe.py", argv=["--write"], started=0.0,
                          marker="probe")
     text = md.read_text(encoding="utf-8")
-    assert "kept" in text and text.count("### Probe") == 1 and "| a | 0.7 |" in text and "0.5" not in text
+    assert "kept" in text and text.count("### Probe") == 1 and "| a | 0.7 |" in text and "| a | 0.5 |" not in text
     assert "Command: `python benchmarks/probe.py --write`" in text
     assert (tmp_path / "rows.json").read_text(encoding="utf-8").replace(" ", "").replace("\n", "") == '[{"a":0.7}]'
     assert capsys.readouterr().out.splitlines() == ["| a | 0.5 |", "| a | 0.7 |"]
