@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from model import ThemeTagger, load_themes, train  # noqa: E402
 from model.corpus import Article, paragraphs_of  # noqa: E402
 from model.embed import DEFAULT, CachedEmbedder, EmbeddingCache, default_cache_dir, embed_texts, load_embedder  # noqa: E402
-from sections import publish, write_section  # noqa: E402
+from sections import publish  # noqa: E402
 
 SETS = {"agnews": "agnews_test.jsonl", "bbc": "bbc_news.jsonl", "bbcsport": "bbcsport.jsonl",
         "huffpost8": "huffpost8_headlines.jsonl", "huffpost41": "huffpost41_headlines.jsonl"}
@@ -306,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = EmbeddingCache(default_cache_dir() / "embeddings.sqlite")
     if args.panel:
         return run_panel(args, embedder, cache, argv)
+    start = time.perf_counter()
     rows = []
     for name in args.sets.split(","):
         articles, gold = read_set(Path(args.data_dir) / SETS[name], args.limit)
@@ -318,17 +317,10 @@ def main(argv: list[str] | None = None) -> int:
         for variant in variants:
             rows.append(run_set(name, articles, gold, ROOT / "benchmarks" / "themes" / f"{variant}.toml",
                                 embedder, cache, args.seed, args.held_out))
-    print(table(rows))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2), encoding="utf-8")
-    if args.write:
-        cmd = " ".join(["python benchmarks/accuracy.py", *(sys.argv[1:] if argv is None else argv)])
-        title = "Accuracy" + (" on text the model never saw" if args.held_out else "")
-        body = (f"### {title}, embedding model `{embedder.spec}`\n\n"
-                f"Command: `{cmd}` — {date.today()}, {platform.processor() or platform.machine()}, "
-                f"Python {platform.python_version()}.\n\n{table(rows)}\n")
-        marker = f"accuracy-{embedder.spec.replace(':', '-')}" + ("-held-out" if args.held_out else "")
-        write_section(ROOT / "BENCHMARKS.md", marker, body)
+    title = "Accuracy" + (" on text the model never saw" if args.held_out else "")
+    publish(table(rows), rows, json_path=args.json, write=args.write, started=start, argv=argv,
+            title=f"{title}, embedding model `{embedder.spec}`", script="benchmarks/accuracy.py",
+            marker=f"accuracy-{embedder.spec.replace(':', '-')}" + ("-held-out" if args.held_out else ""))
     return 0
 
 
