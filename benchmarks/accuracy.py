@@ -3,6 +3,7 @@
     python benchmarks/accuracy.py                 # AG News and BBC, described and names-only themes
     python benchmarks/accuracy.py --sets agnews --limit 1000 --no-names-only   # a quicker sample
     python benchmarks/accuracy.py --held-out --no-names-only   # also: trained on one half, tagging the other
+    python benchmarks/accuracy.py --keywords --no-names-only   # also: the same themes with plain-word keywords
     python benchmarks/accuracy.py --panel --write  # the accuracy panel: every set in ../shared/data and the seeds,
                                                    # and small samples of four of them (outside the panel's mean)
 
@@ -286,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--embedding-model", default=DEFAULT, help=f"default: {DEFAULT}, the product's own")
     p.add_argument("--names-only", action=argparse.BooleanOptionalAction, default=True,
                    help="also run the names-only theme files")
+    p.add_argument("--keywords", action="store_true",
+                   help="also run the theme files with keywords (the classes' own names in plain words)")
     p.add_argument("--limit", type=int, default=None, help="a random subset of each set (smoke runs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--held-out", action="store_true",
@@ -309,11 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.sets.split(","):
         articles, gold = read_set(Path(args.data_dir) / SETS[name], args.limit)
         variants = [name]
-        if args.names_only and (ROOT / "benchmarks" / "themes" / f"{name}_names.toml").exists():
-            variants.append(f"{name}_names")
-        elif args.names_only:
-            log.info("%s: no names-only theme file (benchmarks/themes/%s_names.toml); its described one only",
-                     name, name)
+        for wanted, kind in ((args.names_only, "names"), (args.keywords, "keywords")):
+            if wanted and (ROOT / "benchmarks" / "themes" / f"{name}_{kind}.toml").exists():
+                variants.append(f"{name}_{kind}")
+            elif wanted:
+                log.info("%s: no theme file benchmarks/themes/%s_%s.toml; that row is left out", name, name, kind)
         for variant in variants:
             rows.append(run_set(name, articles, gold, ROOT / "benchmarks" / "themes" / f"{variant}.toml",
                                 embedder, cache, args.seed, args.held_out))
