@@ -4,6 +4,8 @@
     python benchmarks/accuracy.py --sets agnews --limit 1000 --no-names-only   # a quicker sample
     python benchmarks/accuracy.py --held-out --no-names-only   # also: trained on one half, tagging the other
     python benchmarks/accuracy.py --keywords --no-names-only   # also: the same themes with plain-word keywords
+    python benchmarks/accuracy.py --sets agnews,bbc,bbcsport,huffpost8 --other-authors --no-names-only
+                                                   # also: two other authors' wordings of the same theme files
     python benchmarks/accuracy.py --panel --write  # the accuracy panel: every set in ../shared/data and the seeds,
                                                    # and small samples of four of them (outside the panel's mean)
 
@@ -289,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run the names-only theme files")
     p.add_argument("--keywords", action="store_true",
                    help="also run the theme files with keywords (the classes' own names in plain words)")
+    p.add_argument("--other-authors", action="store_true",
+                   help="also run two other authors' theme files (class names plus one sentence, written from the "
+                        "names alone: benchmarks/themes/<set>_authorA.toml and _authorB.toml)")
     p.add_argument("--limit", type=int, default=None, help="a random subset of each set (smoke runs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--held-out", action="store_true",
@@ -312,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.sets.split(","):
         articles, gold = read_set(Path(args.data_dir) / SETS[name], args.limit)
         variants = [name]
-        for wanted, kind in ((args.names_only, "names"), (args.keywords, "keywords")):
+        for wanted, kind in ((args.names_only, "names"), (args.keywords, "keywords"),
+                             (args.other_authors, "authorA"), (args.other_authors, "authorB")):
             if wanted and (ROOT / "benchmarks" / "themes" / f"{name}_{kind}.toml").exists():
                 variants.append(f"{name}_{kind}")
             elif wanted:
@@ -320,10 +326,12 @@ def main(argv: list[str] | None = None) -> int:
         for variant in variants:
             rows.append(run_set(name, articles, gold, ROOT / "benchmarks" / "themes" / f"{variant}.toml",
                                 embedder, cache, args.seed, args.held_out))
-    title = "Accuracy" + (" on text the model never saw" if args.held_out else "")
+    title = ("Accuracy" + (" on text the model never saw" if args.held_out else "")
+             + (" with other authors' theme files" if args.other_authors else ""))
     publish(table(rows), rows, json_path=args.json, write=args.write, started=start, argv=argv,
             title=f"{title}, embedding model `{embedder.spec}`", script="benchmarks/accuracy.py",
-            marker=f"accuracy-{embedder.spec.replace(':', '-')}" + ("-held-out" if args.held_out else ""))
+            marker=f"accuracy-{embedder.spec.replace(':', '-')}" + ("-held-out" if args.held_out else "")
+            + ("-other-authors" if args.other_authors else ""))
     return 0
 
 

@@ -111,3 +111,14 @@ def test_publish_prints_writes_the_json_and_replaces_only_its_own_section(tmp_pa
     assert "Command: `python benchmarks/probe.py --write`" in text
     assert (tmp_path / "rows.json").read_text(encoding="utf-8").replace(" ", "").replace("\n", "") == '[{"a":0.7}]'
     assert capsys.readouterr().out.splitlines() == ["| a | 0.5 |", "| a | 0.7 |"]
+
+
+def test_every_variant_theme_file_has_its_sets_classes() -> None:
+    """A variant (names only, keywords, another author's wording) is scored against the set's labels: it must load and
+    name exactly the classes of the set's own theme file, or its accuracy would count a missing class as wrong."""
+    folder = accuracy.ROOT / "benchmarks" / "themes"
+    variants = [f for f in folder.glob("*_*.toml") if f.stem.rsplit("_", 1)[0] in accuracy.SETS]
+    assert {f.stem.rsplit("_", 1)[1] for f in variants} >= {"names", "keywords", "authorA", "authorB"}
+    for f in variants:
+        base = folder / f"{f.stem.rsplit('_', 1)[0]}.toml"
+        assert [t.id for t in load_themes(f)] == [t.id for t in load_themes(base)], f.name
