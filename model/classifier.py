@@ -29,6 +29,7 @@ CALIBRATION_SAMPLE = 4000
 CUT = 0.5                 # on calibrated scores: a theme is given when it is more likely than not
 ANCHOR_ROWS = 1000        # the training size at which the anchor features get exactly anchor_weight
 MAX_ANCHOR_BOOST = 10.0   # a corpus of 100 rows or fewer gets 10x anchor_weight
+MAX_KEYWORD_SCALE = 1.0   # a keyword hit is at most a plain indicator: never boosted with the anchors (see the class)
 SGD_ABOVE = 5000
 
 
@@ -40,6 +41,7 @@ class TrainingFeatures:
     keywords: list[list[str]] | None
     anchors: np.ndarray
     anchor_scale: float
+    keyword_scale: float
     vectorizer: TfidfVectorizer | None = None
     named: np.ndarray | None = None          # keyword hits per row and theme
     X: object = None                         # (rows, features), sparse when there are TF-IDF words
@@ -65,11 +67,16 @@ class ThemeClassifier(BaseEstimator):
     paragraph that names a theme carries it, as the theme file says: its score for that theme is at least the cut,
     unless the model finds the paragraph about another theme that it does not name (the name is then a means, as
     in "with the help of big data" in a paragraph on city parking).
-    The anchor and keyword features are scaled by
+    The anchor features are scaled by
     anchor_weight * ANCHOR_ROWS / training rows (at most MAX_ANCHOR_BOOST times): a large scale makes their
-    coefficients cheap under the regularisation, so a small corpus leans on the theme file, and the theme file's
-    pull fades as the corpus grows and its own labels can speak (the fade in proportion to the rows, not their
-    square root: AG News 0.879 -> 0.882, BBC 0.962 -> 0.965, the seeds' check sets the same).
+    coefficients cheap under the regularisation, so a small corpus leans on the theme file's meaning, and its pull
+    fades as the corpus grows and its own labels can speak (the fade in proportion to the rows, not their square
+    root: AG News 0.879 -> 0.882, BBC 0.962 -> 0.965, the seeds' check sets the same). The keyword features fade
+    with them on a large corpus but are never boosted above a plain 0/1 indicator (MAX_KEYWORD_SCALE): on a small
+    corpus every paragraph a theme learns from may name it (the seeds' smart city is named in lists of areas,
+    nowhere else, and a user's examples often name their theme), and a cheap name feature then explains all of
+    them, so the model learns the theme as its names and gives it to nothing that does not name it; the floor above
+    already gives named paragraphs their theme.
     C: inverse regularisation of each logistic regression. max_features: the TF-IDF vocabulary size."""
 
     def __init__(self, C: float = 3.0, tfidf_weight: float = 2.0, anchor_weight: float = 3.0,
@@ -86,7 +93,8 @@ class ThemeClassifier(BaseEstimator):
         if self.keywords_ is not None and named is None:
             named = keyword_hits(texts, self.keywords_)
         words = self.vectorizer_.transform(texts) if self.vectorizer_ is not None else None
-        return _stack(embeddings, self.anchors_, self.anchor_scale_, named, words, self.tfidf_weight)
+        return _stack(embeddings, self.anchors_, self.anchor_scale_, named, words, self.tfidf_weight,
+                      self.keyword_scale_)
 
     # -- training ---------------------------------------------------------------------------------------------
     def training_features(self, embeddings: np.ndarray, texts: list[str], anchors: np.ndarray,
@@ -96,9 +104,10 @@ class ThemeClassifier(BaseEstimator):
         words and matrix; at 20k paragraphs, about 4 s a round). anchors: (K, dim) unit rows, one per theme."""
         self._check_settings()   # here, before the long work, rather than deep in the first fit
         keywords = [list(k) for k in keywords] if keywords is not None and any(keywords) else None
+        anchor_scale = float(min(MAX_ANCHOR_BOOST, ANCHOR_ROWS / len(texts))) * self.anchor_weight
         f = TrainingFeatures(settings=self._feature_settings(), keywords=keywords,
-                             anchors=np.asarray(anchors, dtype=np.float32),
-                             anchor_scale=float(min(MAX_ANCHOR_BOOST, ANCHOR_ROWS / len(texts))) * self.anchor_weight)
+                             anchors=np.asarray(anchors, dtype=np.float32), anchor_scale=anchor_scale,
+                             keyword_scale=min(MAX_KEYWORD_SCALE, anchor_scale))
         words = None
         if self.tfidf_weight > 0:
             vec = _tfidf(min_df=2 if len(texts) >= 50 else 1, max_features=self.max_features)
@@ -108,7 +117,7 @@ class ThemeClassifier(BaseEstimator):
             except ValueError:  # no usable words at all
                 log.warning("no words left for TF-IDF features; using the embeddings alone")
         f.named = keyword_hits(texts, keywords) if keywords is not None else None
-        f.X = _stack(embeddings, f.anchors, f.anchor_scale, f.named, words, self.tfidf_weight)
+        f.X = _stack(embeddings, f.anchors, f.anchor_scale, f.named, words, self.tfidf_weight, f.keyword_scale)
         return f
 
     def _check_settings(self) -> None:
@@ -127,8 +136,8 @@ class ThemeClassifier(BaseEstimator):
             anchors: np.ndarray | None = None, keywords: list[list[str]] | None = None,
             features: TrainingFeatures | None = None):
         """targets: (n, K) 0/1; mask: (n, K) which cells to learn from (default all); anchors: (K, dim) unit rows;
-        keywords: per theme, the phrases that name it (the theme file's); a hit is a feature, weighted as the
-        anchors. features: training_features() of these same rows, anchors and keywords (built here if None)."""
+        keywords: per theme, the phrases that name it (the theme file's); a hit is a feature (a plain 0/1, see the
+        class). features: training_features() of these same rows, anchors and keywords (built here if None)."""
         targets = np.asarray(targets, dtype=bool)
         if anchors is None and features is None:
             anchors = np.zeros((targets.shape[1], embeddings.shape[1]), dtype=np.float32)
@@ -138,6 +147,7 @@ class ThemeClassifier(BaseEstimator):
             raise ValueError("these training features were built for other rows or other settings")
         self.keywords_, self.anchors_, self.anchor_scale_, self.vectorizer_ = \
             features.keywords, features.anchors, features.anchor_scale, features.vectorizer
+        self.keyword_scale_ = features.keyword_scale
         mask = np.ones_like(targets) if mask is None else np.asarray(mask, dtype=bool)
         X = features.X
         k_count = targets.shape[1]
@@ -262,7 +272,8 @@ class ThemeClassifier(BaseEstimator):
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         arrays = {"coef": self.coef_, "intercept": self.intercept_, "thresholds": self.thresholds_,
                   "trained": self.trained_, "anchors": self.anchors_, "calibration": self.calibration_,
-                  "anchor_scale": np.array([self.anchor_scale_], dtype=np.float32)}
+                  "anchor_scale": np.array([self.anchor_scale_], dtype=np.float32),
+                  "keyword_scale": np.array([self.keyword_scale_], dtype=np.float32)}
         meta = {"C": self.C, "tfidf_weight": self.tfidf_weight, "anchor_weight": self.anchor_weight,
                 "max_features": self.max_features,
                 "random_state": self.random_state, "vocabulary": None, "keywords": self.keywords_, "words": "terms"}
@@ -277,6 +288,8 @@ class ThemeClassifier(BaseEstimator):
                   max_features=meta["max_features"], random_state=meta["random_state"])
         clf.anchors_ = arrays["anchors"]
         clf.anchor_scale_ = float(arrays["anchor_scale"][0])
+        # models saved before the keyword features had a scale of their own scaled them as the anchors
+        clf.keyword_scale_ = float(arrays.get("keyword_scale", arrays["anchor_scale"])[0])
         clf.coef_ = arrays["coef"]
         clf.intercept_ = arrays["intercept"]
         clf.thresholds_ = arrays["thresholds"]
@@ -300,11 +313,11 @@ class ThemeClassifier(BaseEstimator):
 
 
 def _stack(embeddings: np.ndarray, anchors: np.ndarray, anchor_scale: float, named: np.ndarray | None, words,
-           tfidf_weight: float):
+           tfidf_weight: float, keyword_scale: float):
     """[embedding, cosine to each anchor, keyword hits] (the last two scaled), then the TF-IDF words if any."""
     parts = [embeddings, (embeddings @ anchors.T) * anchor_scale]
     if named is not None:
-        parts.append(named * anchor_scale)
+        parts.append(named * keyword_scale)
     dense = np.hstack(parts).astype(np.float32)
     if words is None:
         return dense

@@ -122,3 +122,7 @@ def test_every_variant_theme_file_has_its_sets_classes() -> None:
     for f in variants:
         base = folder / f"{f.stem.rsplit('_', 1)[0]}.toml"
         assert [t.id for t in load_themes(f)] == [t.id for t in load_themes(base)], f.name
+    # The mission's other authors' files stand in for the default theme file, scored against the same labels.
+    default = [t.id for t in load_themes(accuracy.ROOT / "seeds" / "themes.toml")]
+    for name in accuracy.MISSION_AUTHORS:
+        assert [t.id for t in load_themes(folder / name)] == default, name

@@ -90,6 +90,33 @@ def test_a_theme_named_as_a_means_to_another_theme_is_not_forced() -> None:
     assert (scores[2] >= 0.5).all()                    # a list of areas carries each theme it names
 
 
+def test_a_theme_whose_every_training_paragraph_names_it_is_learnt_beyond_its_names() -> None:
+    # A small corpus in which every paragraph about the theme names it (the seeds' smart city, named only in lists;
+    # a user's examples that all say "smart city"): the model must still learn what the theme is about from the
+    # theme file's meaning and the paragraphs, not the name alone, or it gives the theme to nothing unnamed.
+    x, y = _points(20, 40, gap=3.0)
+    texts = ["the smart city plan" if label else "an ordinary paragraph" for label in y[:, 0]]
+    clf = ThemeClassifier(tfidf_weight=0).fit(x, texts, y, anchors=np.eye(1, 8, dtype=np.float32),
+                                              keywords=[["smart city"]])
+    centres = np.zeros((2, 8), dtype=np.float32)
+    centres[0, 0] = 3.0   # the centre of the theme's paragraphs, and below it the centre of the others
+    unnamed = clf.predict_proba(centres, ["traffic lights that adapt"] * 2)[:, 0]
+    assert unnamed[0] >= 0.5 > unnamed[1]
+    assert clf.predict_proba(centres[1:], ["the smart city plan"])[0, 0] >= 0.5   # a name still carries it
+
+
+def test_a_model_saved_before_keywords_had_their_own_scale_loads_as_it_was_trained() -> None:
+    x, texts, y = _worded(300)
+    clf = ThemeClassifier().fit(x, texts, y, anchors=np.eye(2, 8, dtype=np.float32), keywords=[["market"], ["cloud"]])
+    arrays, meta = clf.to_arrays()
+    np.testing.assert_array_equal(ThemeClassifier.from_arrays(arrays, meta).predict_proba(x, texts),
+                                  clf.predict_proba(x, texts))
+    del arrays["keyword_scale"]   # as saved before: its keyword columns were scaled as the anchor columns
+    old = ThemeClassifier.from_arrays(arrays, meta)
+    assert old.keyword_scale_ == old.anchor_scale_ != clf.keyword_scale_
+    clf.keyword_scale_ = clf.anchor_scale_
+    np.testing.assert_array_equal(old.predict_proba(x, texts), clf.predict_proba(x, texts))
+
 
 def test_unfitted_classifier_says_so() -> None:
     with pytest.raises(NotFittedError):
@@ -104,6 +131,8 @@ def test_the_theme_file_weighs_more_on_a_small_corpus() -> None:
     assert small.anchor_scale_ == pytest.approx(10 * small.anchor_weight)   # 60 rows: the capped boost
     assert mid.anchor_scale_ == pytest.approx(mid.anchor_weight)            # 1,000 rows: the plain weight
     assert large.anchor_scale_ == pytest.approx(0.1 * large.anchor_weight)  # 10,000 rows: a tenth of it
+    # A keyword hit fades with them, but is never boosted above a plain 0/1.
+    assert small.keyword_scale_ == mid.keyword_scale_ == 1.0 and large.keyword_scale_ == large.anchor_scale_
     # The scale reaches the scores: with the same coefficients, the small model's anchor column counts for more.
     x = np.eye(1, 8, dtype=np.float32)
     assert small._features(x, [""])[0, -1] > large._features(x, [""])[0, -1]
