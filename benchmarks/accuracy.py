@@ -7,7 +7,8 @@
     python benchmarks/accuracy.py --sets agnews,bbc,bbcsport,huffpost8 --other-authors --no-names-only
                                                    # also: two other authors' wordings of the same theme files
     python benchmarks/accuracy.py --panel --write  # the accuracy panel: every set in ../shared/data and the seeds,
-                                                   # and small samples of four of them (outside the panel's mean)
+                                                   # the mission sets again with two other authors' theme files,
+                                                   # and small samples of four sets (both outside the panel's mean)
 
 Each set is trained on its texts without labels, tagged, and scored against the labels. BBC is scored per article
 from its paragraphs' scores. Embeddings go through one cache, so all three rows use identical vectors.
@@ -325,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run the theme files with keywords (the classes' own names in plain words)")
     p.add_argument("--other-authors", action="store_true",
                    help="also run two other authors' theme files (class names plus one sentence, written from the "
-                        "names alone: benchmarks/themes/<set>_authorA.toml and _authorB.toml)")
+                        "names alone: benchmarks/themes/<set>_authorA.toml and _authorB.toml); --panel runs the "
+                        "mission's own other authors' files whatever this says")
     p.add_argument("--limit", type=int, default=None, help="a random subset of each set (smoke runs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--held-out", action="store_true",

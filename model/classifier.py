@@ -136,8 +136,8 @@ class ThemeClassifier(BaseEstimator):
             anchors: np.ndarray | None = None, keywords: list[list[str]] | None = None,
             features: TrainingFeatures | None = None):
         """targets: (n, K) 0/1; mask: (n, K) which cells to learn from (default all); anchors: (K, dim) unit rows;
-        keywords: per theme, the phrases that name it (the theme file's); a hit is a feature (a plain 0/1, see the
-        class). features: training_features() of these same rows, anchors and keywords (built here if None)."""
+        keywords: per theme, the phrases that name it (the theme file's); a hit is a feature, at most a plain 0/1
+        and fading with the anchors on a large corpus (see the class). features: training_features() of these same rows, anchors and keywords (built here if None)."""
         targets = np.asarray(targets, dtype=bool)
         if anchors is None and features is None:
             anchors = np.zeros((targets.shape[1], embeddings.shape[1]), dtype=np.float32)
@@ -287,8 +287,10 @@ class ThemeClassifier(BaseEstimator):
         clf = cls(C=meta["C"], tfidf_weight=meta["tfidf_weight"], anchor_weight=meta["anchor_weight"],
                   max_features=meta["max_features"], random_state=meta["random_state"])
         clf.anchors_ = arrays["anchors"]
+        if any(np.shape(arrays.get(name, [0])) != (1,) for name in ("anchor_scale", "keyword_scale")):
+            raise ValueError("classifier arrays do not fit together")
         clf.anchor_scale_ = float(arrays["anchor_scale"][0])
-        # models saved before the keyword features had a scale of their own scaled them as the anchors
+        # models saved before the keyword features had a scale of their own (format 1) scaled them as the anchors
         clf.keyword_scale_ = float(arrays.get("keyword_scale", arrays["anchor_scale"])[0])
         clf.coef_ = arrays["coef"]
         clf.intercept_ = arrays["intercept"]
@@ -314,7 +316,7 @@ class ThemeClassifier(BaseEstimator):
 
 def _stack(embeddings: np.ndarray, anchors: np.ndarray, anchor_scale: float, named: np.ndarray | None, words,
            tfidf_weight: float, keyword_scale: float):
-    """[embedding, cosine to each anchor, keyword hits] (the last two scaled), then the TF-IDF words if any."""
+    """[embedding, cosine to each anchor * anchor_scale, keyword hits * keyword_scale], then the TF-IDF words if any."""
     parts = [embeddings, (embeddings @ anchors.T) * anchor_scale]
     if named is not None:
         parts.append(named * keyword_scale)

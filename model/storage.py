@@ -28,7 +28,9 @@ from .errors import UserInputError
 log = logging.getLogger(__name__)
 
 FORMAT = "theme-tagger"
-FORMAT_VERSION = 1
+# 2: the classifier's keyword columns have a scale of their own ("keyword_scale" in classifier.npz); a release that
+# reads only 1 would scale them as the anchors and score such a model wrongly, so it must refuse it instead.
+FORMAT_VERSION = 2
 CONFIG, WEIGHTS, VOCABULARY, STATIC_DIR, REPORT = "config.json", "classifier.npz", "vocabulary.json", "embedder", \
     "clusters.md"
 # What a model folder holds when its config.json does not list its files (models saved before the list existed).

@@ -116,6 +116,9 @@ def test_a_model_saved_before_keywords_had_their_own_scale_loads_as_it_was_train
     assert old.keyword_scale_ == old.anchor_scale_ != clf.keyword_scale_
     clf.keyword_scale_ = clf.anchor_scale_
     np.testing.assert_array_equal(old.predict_proba(x, texts), clf.predict_proba(x, texts))
+    for name in ("anchor_scale", "keyword_scale"):   # a damaged file: a scale that is not one number
+        with pytest.raises(ValueError, match="do not fit together"):
+            ThemeClassifier.from_arrays({**clf.to_arrays()[0], name: np.zeros(0, dtype=np.float32)}, meta)
 
 
 def test_unfitted_classifier_says_so() -> None:

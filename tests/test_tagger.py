@@ -317,6 +317,18 @@ def test_load_model_saved_before_theme_ids(saved, fake_embedder) -> None:
     assert ThemeTagger.load(saved, embedder=fake_embedder).tag(FARM).scores == before
 
 
+def test_load_model_saved_in_format_1(saved, fake_embedder) -> None:
+    # Format 1 had no keyword scale of its own: such a folder loads, its keyword columns scaled as its anchors.
+    config = json.loads((saved / "config.json").read_text(encoding="utf-8"))
+    assert config["format_version"] == 2
+    (saved / "config.json").write_text(json.dumps({**config, "format_version": 1}), encoding="utf-8")
+    with np.load(saved / "classifier.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "keyword_scale"}
+    np.savez(saved / "classifier.npz", **arrays)
+    old = ThemeTagger.load(saved, embedder=fake_embedder).classifier
+    assert old.keyword_scale_ == old.anchor_scale_
+
+
 def test_load_model_saved_before_character_pairs(saved, fake_embedder) -> None:
     # Before terms(), a run of Chinese was one TF-IDF word as scikit-learn's pattern found it; such a folder must
     # still read its vocabulary that way, or those features would silently never fire.
