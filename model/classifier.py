@@ -137,7 +137,8 @@ class ThemeClassifier(BaseEstimator):
             features: TrainingFeatures | None = None):
         """targets: (n, K) 0/1; mask: (n, K) which cells to learn from (default all); anchors: (K, dim) unit rows;
         keywords: per theme, the phrases that name it (the theme file's); a hit is a feature, at most a plain 0/1
-        and fading with the anchors on a large corpus (see the class). features: training_features() of these same rows, anchors and keywords (built here if None)."""
+        and fading with the anchors on a large corpus (see the class). features: training_features() of these same
+        rows, anchors and keywords (built here if None)."""
         targets = np.asarray(targets, dtype=bool)
         if anchors is None and features is None:
             anchors = np.zeros((targets.shape[1], embeddings.shape[1]), dtype=np.float32)
