@@ -226,11 +226,16 @@ def authors_rows(data_dir: Path, embedder, cache, seed: int) -> list[dict]:
     rows = []
     for name in MISSION_AUTHORS:
         mission, table_rows = mission_rows(data_dir, embedder, cache, seed, ROOT / "benchmarks" / "themes" / name)
-        cells = {}
-        for r in table_rows:
-            cells[r["seed"]] = cells.get(r["seed"], 0) + r["cells_right"]
-        rows.append({"theme_file": name, "rows": mission, "cells": list(cells.values())})
+        rows.append({"theme_file": name, "rows": mission, "cells": list(cells_per_seed(table_rows).values())})
     return rows
+
+
+def cells_per_seed(table_rows: list[dict]) -> dict[int, int]:
+    """The seeds' table rows of mission_rows() -> {training seed: cells right over the five articles}."""
+    cells = {}
+    for r in table_rows:
+        cells[r["seed"]] = cells.get(r["seed"], 0) + r["cells_right"]
+    return cells
 
 
 def authors_table(rows: list[dict]) -> str:
@@ -286,9 +291,7 @@ def panel_table(rows: list[dict], seed_rows: list[dict]) -> str:
                    f"{f(r['ceiling'])} | {r['ours'] - r['cosine']:+.3f} |")
     means = np.mean([r["ours"] for r in rows])
     first = [r for r in seed_rows if r["seed"] == seed_rows[0]["seed"]]
-    per_seed = {}
-    for r in seed_rows:
-        per_seed[r["seed"]] = per_seed.get(r["seed"], 0) + r["cells_right"]
+    per_seed = cells_per_seed(seed_rows)
     out += ["", f"Panel mean (ours): **{means:.3f}**. The mission rows are means over seeds "
             f"{min(per_seed)}-{max(per_seed)} (" + "; ".join(
                 f"{r['set']}: " + " / ".join(f"{x:.3f}" for x in r["ours_per_seed"]) for r in rows
