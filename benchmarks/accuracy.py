@@ -318,6 +318,19 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def quiet_logging(level: int) -> None:
+    """Log lines as the accuracy benchmarks print them, the libraries' own only from `level` up."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("sentence_transformers", "transformers", "model", "httpx"):
+        logging.getLogger(noisy).setLevel(level)
+
+
+def embedder_and_cache(spec: str = DEFAULT) -> tuple:
+    """The embedder and the embedding cache every accuracy benchmark reads through (the user's default cache, so the
+    scripts and their reruns share the same vectors and UMAP coordinates)."""
+    return load_embedder(spec, default_cache_dir()), EmbeddingCache(default_cache_dir() / "embeddings.sqlite")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sets", default="agnews,bbc")
@@ -342,11 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
     p.add_argument("--json", help="also write the rows as JSON here")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for noisy in ("sentence_transformers", "transformers", "model", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    embedder = load_embedder(args.embedding_model, default_cache_dir())
-    cache = EmbeddingCache(default_cache_dir() / "embeddings.sqlite")
+    quiet_logging(logging.WARNING)
+    embedder, cache = embedder_and_cache(args.embedding_model)
     if args.panel:
         return run_panel(args, embedder, cache, argv)
     start = time.perf_counter()

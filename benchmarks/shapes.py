@@ -34,9 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from accuracy import PANEL, SETS, read_set, run_set  # noqa: E402
+from accuracy import PANEL, SETS, embedder_and_cache, quiet_logging, read_set, run_set  # noqa: E402
 from model.corpus import Article  # noqa: E402
-from model.embed import DEFAULT, EmbeddingCache, default_cache_dir, load_embedder  # noqa: E402
 from sections import publish  # noqa: E402
 
 THEMES = ROOT / "benchmarks" / "themes"
@@ -130,13 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if min(args.imbalance) < 1:
         p.error("--imbalance is the largest class's size over the smallest's: 1 or more")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for noisy in ("sentence_transformers", "transformers", "model", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    quiet_logging(logging.ERROR)
     logging.getLogger("accuracy").setLevel(logging.WARNING)   # its rows, no; texts left with no paragraph, yes
     start = time.perf_counter()
-    embedder = load_embedder(DEFAULT, default_cache_dir())
-    cache = EmbeddingCache(default_cache_dir() / "embeddings.sqlite")
+    embedder, cache = embedder_and_cache()
     data = Path(args.data_dir)
     rows = [] if args.no_coarse else coarse_rows(data, embedder, cache, args.seeds[0])
     rows += unbalanced_rows(data, args.sets.split(","), args.imbalance, args.seeds, embedder, cache)

@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from accuracy import SETS, multi_f1, with_paragraphs  # noqa: E402
+from accuracy import SETS, embedder_and_cache, multi_f1, quiet_logging, with_paragraphs  # noqa: E402
 from model import load_themes, train  # noqa: E402
 from model.corpus import Article  # noqa: E402
-from model.embed import DEFAULT, CachedEmbedder, EmbeddingCache, default_cache_dir, embed_texts, load_embedder  # noqa: E402
+from model.embed import CachedEmbedder, default_cache_dir, embed_texts  # noqa: E402
 from sections import publish  # noqa: E402
 
 log = logging.getLogger("unthemed")
@@ -111,12 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
     p.add_argument("--json", help="also write the rows as JSON here")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for noisy in ("sentence_transformers", "transformers", "model", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    quiet_logging(logging.ERROR)
     start = time.perf_counter()
-    embedder = load_embedder(DEFAULT, default_cache_dir())
-    cache = EmbeddingCache(default_cache_dir() / "embeddings.sqlite")
+    embedder, cache = embedder_and_cache()
     rows = []
     for name in args.sets.split(","):
         articles, gold = sample(Path(args.data_dir) / SETS[name], args.size, args.seed)
