@@ -16,7 +16,7 @@ from .classifier import ThemeClassifier
 from .corpus import Article, paragraphs_of, read_corpus, warn_about_size
 from .embed import DEFAULT, EmbeddingCache, Embedder, check_cache_dir, default_cache_dir, embed_texts, load_embedder
 from .errors import UserInputError, whole_number
-from .label import anchors, label, nearest, relabel, same_count_cuts, smooth, too_few_clusters
+from .label import anchors, label, nearest, relabel, same_count_cuts, smooth, too_few_clusters, unlike_centres
 from .report import cluster_report
 from .storage import check_output_dir
 from .tagger import ThemeTagger
@@ -119,6 +119,10 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     # scored against what the user wrote (seeds' check sets 0.79 -> 0.82 and 0.77 -> 0.82; AG News, BBC same).
     theme_anchors = anchors(prompt_vectors)
 
+    # What the theme file says each theme is not (a theme's counterexamples: a neighbouring subject), where it says.
+    unlike = stages.run("embed", lambda: unlike_centres(
+        [embed_texts(list(t.counterexamples), embedder, cache) if t.counterexamples else None for t in theme_list],
+        embeddings.shape[1]))
     prompt_texts = [p for t in theme_list for p in t.prompts()]
     prompt_targets = np.vstack([np.eye(len(theme_list), dtype=bool)[[k] * len(v)]
                                 for k, v in enumerate(prompt_vectors)])
@@ -146,7 +150,7 @@ def train(corpus: str | Path | list[Article], themes: str | Path | list[Theme], 
     if corrections is not None:
         review.check_assignments(corrections, fingerprint, infos)
     pseudo = stages.run("label", label, embeddings, texts, theme_list, theme_anchors, labels, infos, seed,
-                        neighbours, np.array([p.article_id for p in paragraphs]))
+                        neighbours, np.array([p.article_id for p in paragraphs]), unlike)
     pseudo = review.apply_assignments(pseudo, labels, infos, corrections, theme_list)
 
     def fit(pseudo_labels):
@@ -221,3 +225,4 @@ def _theme_notes(themes: list[Theme], pseudo, prompt_targets: np.ndarray, head: 
                          "anything else. Check its keywords (does one match every paragraph?), or add articles that "
                          "are not about it to the corpus")
     return notes
+

@@ -56,6 +56,7 @@ class _Theme(_Strict):
     description: str
     keywords: list[_Phrase]
     examples: list[str]
+    counterexamples: list[str] = []   # models saved before counterexamples have none
 
 
 class _Classifier(_Strict):

@@ -16,7 +16,7 @@ from .errors import UserInputError
 log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[^\s\x00-\x1f](?:[^\x00-\x1f]*[^\s\x00-\x1f])?$")
-_KEYS = {"label", "description", "keywords", "examples"}
+_KEYS = {"label", "description", "keywords", "examples", "counterexamples"}
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class Theme:
     description: str
     keywords: tuple[str, ...] = ()
     examples: tuple[str, ...] = ()
+    counterexamples: tuple[str, ...] = ()   # texts on a neighbouring subject that this theme does not cover
 
     def prompts(self) -> list[str]:
         """The texts whose embeddings stand for this theme."""
@@ -36,11 +37,13 @@ class Theme:
 
     def to_dict(self) -> dict:
         return {"id": self.id, "label": self.label, "description": self.description,
-                "keywords": list(self.keywords), "examples": list(self.examples)}
+                "keywords": list(self.keywords), "examples": list(self.examples),
+                "counterexamples": list(self.counterexamples)}
 
     @classmethod
     def from_dict(cls, d: dict) -> Theme:
-        return cls(d["id"], d["label"], d["description"], tuple(d["keywords"]), tuple(d["examples"]))
+        return cls(d["id"], d["label"], d["description"], tuple(d["keywords"]), tuple(d["examples"]),
+                   tuple(d.get("counterexamples", ())))   # models saved before counterexamples have none
 
 
 def keyword_hits(texts: list[str], keywords: list[tuple[str, ...]] | list[list[str]]) -> np.ndarray:
@@ -130,6 +133,7 @@ def parse_themes(text: str, source: str = "theme file") -> list[Theme]:
             description=description.strip(),
             keywords=_strings(table.get("keywords", []), f"{where}: `keywords`"),
             examples=_strings(table.get("examples", []), f"{where}: `examples`"),
+            counterexamples=_strings(table.get("counterexamples", []), f"{where}: `counterexamples`"),
         ))
     return themes
 

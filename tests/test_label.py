@@ -268,3 +268,37 @@ def test_a_long_chinese_keyword_counts_among_top_words_that_hold_its_character_p
     found = among_top_words(top_words, ["智慧城市", "建设", "智慧城市建设"])
     assert found.tolist() == [[True, True, True], [True, True, False], [False, True, False], [False, False, False]]
     assert among_top_words([["support", "partnership"]], ["port"]).tolist() == [[False]]
+
+
+def test_a_paragraph_nearer_to_a_themes_counterexamples_does_not_carry_it_by_similarity() -> None:
+    from model.cluster import OUTLIER, ClusterInfo
+    from model.label import label, unlike_centres
+
+    # One theme on the first axis; its counterexamples lie toward the second. Twenty paragraphs are plainly about the
+    # theme, twenty about nothing (third axis), and two sit between the theme and its counterexamples: as near the
+    # theme as many a themed paragraph, but nearer still to what the theme file says it is not.
+    rng = np.random.default_rng(0)
+    themed = _unit(np.column_stack([np.ones(20), 0.3 * rng.random(20), 0.1 * rng.random(20)]))
+    unthemed = _unit(np.column_stack([0.1 * rng.random(20), 0.1 * rng.random(20), np.ones(20)]))
+    between = _unit([[1.0, 0.9, 0.0], [1.0, 0.95, 0.05]])
+    emb = np.vstack([themed, unthemed, between]).astype(np.float32)
+    texts = [f"paragraph {i}" for i in range(len(emb))]
+    texts[-1] = "a paragraph that names the farm theme"
+    themes = [Theme("farm", "Farm", "farm produce online", keywords=("farm theme",), counterexamples=("x", "y"))]
+    anchor = _unit([[1.0, 0.0, 0.0]])
+    counter = _unit([[0.6, 1.0, 0.0], [0.6, 1.0, 0.1]])
+    outliers = np.full(len(emb), OUTLIER)
+
+    def run(unlike):
+        infos = [ClusterInfo(OUTLIER, len(emb), [], [], [], {})]
+        return label(emb, texts, themes, anchor, outliers, infos, unlike=unlike)
+
+    without = run(None)
+    assert without.targets[-2:, 0].all()            # without counterexamples the two in between carry the theme
+    unlike = unlike_centres([counter], 3)
+    np.testing.assert_allclose(np.linalg.norm(unlike, axis=1), 1.0, rtol=1e-6)
+    with_them = run(unlike)
+    assert not with_them.targets[-2, 0]             # nearer to the counterexamples: not by similarity
+    assert with_them.targets[-1, 0]                 # but a paragraph that names the theme still carries it
+    np.testing.assert_array_equal(with_them.targets[:40], without.targets[:40])   # the rest as before
+    assert unlike_centres([None], 3) is None        # a theme file without counterexamples changes nothing

@@ -47,7 +47,19 @@ def test_an_id_of_underscores_only_is_its_own_label() -> None:
 
 def test_theme_dict_round_trip() -> None:
     for theme in load_themes(DEFAULT_THEMES):
+        assert theme.counterexamples
         assert Theme.from_dict(theme.to_dict()) == theme
+    # A theme saved before counterexamples existed has none.
+    old = {k: v for k, v in load_themes(DEFAULT_THEMES)[0].to_dict().items() if k != "counterexamples"}
+    assert Theme.from_dict(old).counterexamples == ()
+
+
+def test_counterexamples_are_read_and_never_stand_for_the_theme() -> None:
+    (theme,) = parse_themes('[farm]\ndescription = "Farm produce sold online."\n'
+                            'counterexamples = [" Factories export appliances. ", "Seed varieties raise yields."]\n')
+    assert theme.counterexamples == ("Factories export appliances.", "Seed varieties raise yields.")
+    assert not set(theme.counterexamples) & set(theme.prompts())
+    assert parse_themes('[farm]\ndescription = "Farm produce."\n')[0].counterexamples == ()
 
 
 def test_file_with_bom_is_accepted(tmp_path: Path) -> None:
@@ -69,7 +81,7 @@ def test_file_with_bom_is_accepted(tmp_path: Path) -> None:
         pytest.param('["  "]\ndescription = "Blank."\n', r"empty id", id="blank-id"),
         pytest.param('[" padded "]\ndescription = "Padded."\n', r"may not start or end with spaces", id="padded-id"),
         pytest.param('[a]\ndescription = "A."\nkeyword = ["x"]\n',
-                     r"\[a\].*unknown key\(s\) keyword; allowed: description, examples, keywords, label",
+                     r"\[a\].*unknown key\(s\) keyword; allowed: counterexamples, description, examples, keywords, label",
                      id="unknown-key"),
         pytest.param('[a]\ndescription = "A."\nkeywords = "farm, shop"\n',
                      r"\[a\].*`keywords` must be a list of non-empty strings", id="keywords-not-list"),
@@ -79,6 +91,8 @@ def test_file_with_bom_is_accepted(tmp_path: Path) -> None:
                      r"\[a\].*`keywords` must be a list of non-empty strings", id="keywords-blank-string"),
         pytest.param('[a]\ndescription = "A."\nexamples = [1]\n',
                      r"\[a\].*`examples` must be a list of non-empty strings", id="examples-not-strings"),
+        pytest.param('[a]\ndescription = "A."\ncounterexamples = "Factories export goods."\n',
+                     r"\[a\].*`counterexamples` must be a list of non-empty strings", id="counterexamples-not-list"),
         pytest.param('[a]\ndescription = "A."\nlabel = ""\n', r"\[a\].*`label` must be a non-empty string",
                      id="empty-label"),
         pytest.param('["a;b"]\ndescription = "A."\n', r"\[a;b\].*may not hold ';'", id="separator-in-id"),
