@@ -2,6 +2,7 @@
 
     python benchmarks/unthemed.py                  # AG News, BBC, BBC Sport, HuffPost-8: 2,000 texts each
     python benchmarks/unthemed.py --sets bbcsport --write
+    python benchmarks/unthemed.py --counterexamples   # each left-out class named as every kept theme's counterexample
 
 For each class of a single-label set, the theme file loses that class's theme, and the model is trained on all the
 texts (the left-out class's too, unlabelled as always) and tags them. The left-out class's texts should get no theme,
@@ -22,6 +23,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +61,11 @@ def cosine_oracle(sims: np.ndarray, ids: list[str], gold: list[list[str]]) -> tu
 
 
 def run_set(name: str, articles: list[Article], gold: list[str], theme_file: Path, embedder, cache, seed: int,
-            cache_dir: Path | None = None) -> list[dict]:
-    """One row per class of the theme file: trained and tagged without that class's theme."""
+            cache_dir: Path | None = None, counterexamples: bool = False) -> list[dict]:
+    """One row per class of the theme file: trained and tagged without that class's theme.
+
+    counterexamples: the left-out class's description becomes every remaining theme's counterexample (a user who
+    knows the corpus also holds a subject that none of the themes covers, and says so in the theme file)."""
     all_themes = load_themes(theme_file)
     articles, gold, paragraphs = with_paragraphs(name, articles, gold, embedder.max_words)
     vectors = embed_texts([p.text for p in paragraphs], embedder, cache)
@@ -69,6 +74,9 @@ def run_set(name: str, articles: list[Article], gold: list[str], theme_file: Pat
     rows = []
     for left in [t.id for t in all_themes]:
         themes = [t for t in all_themes if t.id != left]
+        if counterexamples:
+            (gone,) = [t.description for t in all_themes if t.id == left]
+            themes = [replace(t, counterexamples=(gone,)) for t in themes]
         ids = [t.id for t in themes]
         truth = [[] if y == left else [y] for y in gold]
         tagger, _ = train(articles, themes, seed=seed, embedder=CachedEmbedder(embedder, cache), cache_dir=cache_dir,
@@ -110,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
     p.add_argument("--json", help="also write the rows as JSON here")
+    p.add_argument("--counterexamples", action="store_true",
+                   help="the left-out class's description becomes a counterexample of every remaining theme")
     args = p.parse_args(argv)
     quiet_logging(logging.ERROR)
     start = time.perf_counter()
@@ -118,10 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.sets.split(","):
         articles, gold = sample(Path(args.data_dir) / SETS[name], args.size, args.seed)
         rows += run_set(name, articles, gold, ROOT / "benchmarks" / "themes" / f"{name}.toml", embedder, cache,
-                        args.seed, default_cache_dir())
+                        args.seed, default_cache_dir(), args.counterexamples)
+    told = ", the left-out class as every theme's counterexample" if args.counterexamples else ""
     publish(table(rows), rows, json_path=args.json, write=args.write, started=start, argv=argv,
-            title=f"Texts with none of the themes (leave one class out), embedding model `{embedder.spec}`",
-            script="benchmarks/unthemed.py", marker=f"unthemed-{embedder.spec.replace(':', '-')}")
+            title=f"Texts with none of the themes (leave one class out{told}), embedding model `{embedder.spec}`",
+            script="benchmarks/unthemed.py", marker=f"unthemed-{embedder.spec.replace(':', '-')}"
+            + ("-counterexamples" if args.counterexamples else ""))
     return 0
 
 

@@ -12,8 +12,9 @@
    at least 0.9, the bar of a clear cell in step 5): "none" is a real answer, and on a small corpus such as the
    seeds, two thirds of which carry no theme, the mixture calls much of the protocol "more likely than not" about
    some theme. A theme must also be among a paragraph's two closest and within 0.05 of the closest, and a paragraph
-   nearer to the theme's counterexamples (the theme file's texts on a neighbouring subject) than to the theme's own
-   texts does not carry it by similarity (mission dev paragraphs 0.846 -> 0.863 over nine seeds). A paragraph
+   nearer to the centre of the theme's counterexamples (the theme file's texts on a neighbouring subject) than to
+   the theme's own anchor (as the user wrote it: unrefined, the paragraph's own embedding, not averaged over
+   neighbours) does not carry it by similarity (mission dev paragraphs 0.846 -> 0.863 over nine seeds). A paragraph
    that names a theme (one of its keywords) carries it whatever its similarity: as one item in a list of areas of
    work too.
 4. A cluster carries a theme when at least half its paragraphs are more likely than not about it (probability
@@ -80,8 +81,9 @@ def unlike_centres(counterexample_embeddings: list[np.ndarray | None], dim: int)
         return None
     centres = np.zeros((len(counterexample_embeddings), dim), dtype=np.float32)
     for k, e in enumerate(counterexample_embeddings):
-        if e is not None and len(e):
-            centres[k] = e.mean(axis=0) / np.linalg.norm(e.mean(axis=0))
+        mean = e.mean(axis=0) if e is not None and len(e) else np.zeros(dim)
+        if np.linalg.norm(mean) > 0:   # counterexamples that cancel out say nothing: the theme goes unguarded
+            centres[k] = mean / np.linalg.norm(mean)
     return centres
 
 
@@ -158,8 +160,8 @@ def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor:
     near_top = sim >= sim.max(axis=1, keepdims=True) - SECOND_THEME_MARGIN
     # A paragraph that names a theme (a keyword) carries it, as one item of a list of areas of work too.
     candidate = (rank < 2) & near_top
-    # A paragraph nearer to what the theme file says a theme is not (its counterexamples) than to the theme itself
-    # does not carry it by similarity (both as the user wrote them, before refinement).
+    # A paragraph nearer to what the theme file says a theme is not (its counterexamples' centre) than to the theme
+    # itself does not carry it by similarity (both as the user wrote them: the unrefined anchor, no neighbours).
     candidate &= ~nearer_unlike(embeddings, anchor, unlike)
     own = (candidate & (prob >= SURE)) | hits
     likely = (candidate & (prob >= 0.5)) | hits   # what the cluster vote counts

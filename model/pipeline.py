@@ -225,4 +225,3 @@ def _theme_notes(themes: list[Theme], pseudo, prompt_targets: np.ndarray, head: 
                          "anything else. Check its keywords (does one match every paragraph?), or add articles that "
                          "are not about it to the corpus")
     return notes
-

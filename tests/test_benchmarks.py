@@ -79,6 +79,27 @@ def test_unthemed_gives_a_row_per_left_out_class(labelled, fake_embedder, tmp_pa
     assert text.count("| synthetic |") == len(rows) and "| **synthetic** | mean |" in text
 
 
+def test_unthemed_can_give_the_left_out_class_as_every_themes_counterexample(labelled, fake_embedder, tmp_path,
+                                                                            monkeypatch) -> None:
+    articles, gold = labelled
+    themes = tmp_path / "themes.toml"
+    themes.write_text(THEMES_TOML, encoding="utf-8")
+    given: list[list] = []
+    real_train = unthemed.train
+
+    def spy(corpus, theme_list, *args, **kwargs):
+        given.append(theme_list)
+        return real_train(corpus, theme_list, *args, **kwargs)
+
+    monkeypatch.setattr(unthemed, "train", spy)
+    unthemed.run_set("synthetic", articles, gold, themes, fake_embedder, EmbeddingCache(tmp_path / "cache.sqlite"),
+                     seed=0, counterexamples=True)
+    everyone = load_themes(themes)
+    for left, theme_list in zip(everyone, given):
+        assert [t.id for t in theme_list] == [t.id for t in everyone if t.id != left.id]
+        assert all(t.counterexamples == (left.description,) for t in theme_list)
+
+
 def test_unbalanced_classes_shrink_from_the_smallest_full_class_to_its_share() -> None:
     gold = ["a"] * 400 + ["b"] * 300 + ["c"] * 500 + ["d"] * 350
     picked = shapes.unbalanced(gold, imbalance=30, seed=3)

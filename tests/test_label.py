@@ -284,8 +284,10 @@ def test_a_paragraph_nearer_to_a_themes_counterexamples_does_not_carry_it_by_sim
     emb = np.vstack([themed, unthemed, between]).astype(np.float32)
     texts = [f"paragraph {i}" for i in range(len(emb))]
     texts[-1] = "a paragraph that names the farm theme"
-    themes = [Theme("farm", "Farm", "farm produce online", keywords=("farm theme",), counterexamples=("x", "y"))]
-    anchor = _unit([[1.0, 0.0, 0.0]])
+    # A second theme, on the third axis, has no counterexamples: its labels must not move.
+    themes = [Theme("farm", "Farm", "farm produce online", keywords=("farm theme",), counterexamples=("x", "y")),
+              Theme("other", "Other", "anything else")]
+    anchor = _unit([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     counter = _unit([[0.6, 1.0, 0.0], [0.6, 1.0, 0.1]])
     outliers = np.full(len(emb), OUTLIER)
 
@@ -295,10 +297,15 @@ def test_a_paragraph_nearer_to_a_themes_counterexamples_does_not_carry_it_by_sim
 
     without = run(None)
     assert without.targets[-2:, 0].all()            # without counterexamples the two in between carry the theme
-    unlike = unlike_centres([counter], 3)
-    np.testing.assert_allclose(np.linalg.norm(unlike, axis=1), 1.0, rtol=1e-6)
+    unlike = unlike_centres([counter, None], 3)
+    np.testing.assert_allclose(np.linalg.norm(unlike, axis=1), [1.0, 0.0], rtol=1e-6)
     with_them = run(unlike)
     assert not with_them.targets[-2, 0]             # nearer to the counterexamples: not by similarity
     assert with_them.targets[-1, 0]                 # but a paragraph that names the theme still carries it
     np.testing.assert_array_equal(with_them.targets[:40], without.targets[:40])   # the rest as before
-    assert unlike_centres([None], 3) is None        # a theme file without counterexamples changes nothing
+    np.testing.assert_array_equal(with_them.targets[:, 1], without.targets[:, 1])   # the other theme untouched
+    assert without.targets[20:40, 1].all()          # (which its paragraphs do carry)
+    assert unlike_centres([None, None], 3) is None  # a theme file without counterexamples changes nothing
+    # Counterexamples that cancel out say nothing: that theme goes unguarded, with no NaN.
+    cancelled = unlike_centres([np.array([[1.0, 0, 0], [-1.0, 0, 0]]), counter], 3)
+    assert np.isfinite(cancelled).all() and not cancelled[0].any() and cancelled[1].any()

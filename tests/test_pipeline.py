@@ -172,6 +172,27 @@ def test_in_memory_articles_and_themes(trained, synthetic, fake_embedder, tmp_pa
     np.testing.assert_array_equal(heldout_scores(tagger, synthetic), heldout_scores(trained.tagger, synthetic))
 
 
+def test_a_themes_counterexamples_reach_the_labelling_and_the_saved_model(synthetic, fake_embedder, tmp_path) -> None:
+    from dataclasses import replace
+
+    from conftest import POOLS
+    from model import ThemeTagger
+
+    # Without keywords a theme's paragraphs carry it by similarity alone. A counterexample made of the farm theme's
+    # own vocabulary (and none of its "sold online" words) lies nearer to the farm paragraphs than the theme's texts
+    # do, so the labelling must give farm_shop to fewer of them.
+    themes = [replace(t, keywords=()) for t in load_themes(synthetic.themes_path)]
+    plain, _ = model.train(synthetic.articles, themes, embedder=fake_embedder, cache_dir=None, progress=False)
+    guarded = [replace(t, counterexamples=(" ".join(POOLS["farm_shop"]),)) if t.id == "farm_shop" else t
+               for t in themes]
+    after, _ = model.train(synthetic.articles, guarded, embedder=fake_embedder, cache_dir=None, progress=False,
+                           out=tmp_path / "m")
+    before, now = (m.training_labels_.targets[:, 0].sum() for m in (plain, after))
+    assert before > 0 and now < before
+    loaded = ThemeTagger.load(tmp_path / "m", embedder=fake_embedder)
+    assert [t.counterexamples for t in loaded.theme_defs] == [t.counterexamples for t in guarded]
+
+
 def test_kmeans_clusterer(synthetic, fake_embedder, monkeypatch) -> None:
     made = []
     real_default = model.cluster.default_clusterer

@@ -317,6 +317,18 @@ def test_load_model_saved_before_theme_ids(saved, fake_embedder) -> None:
     assert ThemeTagger.load(saved, embedder=fake_embedder).tag(FARM).scores == before
 
 
+def test_load_model_saved_before_counterexamples(saved, fake_embedder) -> None:
+    # A folder saved before theme files had counterexamples has no such key in its themes: it loads, with none.
+    before = ThemeTagger.load(saved, embedder=fake_embedder).tag(FARM).scores
+    config = json.loads((saved / "config.json").read_text(encoding="utf-8"))
+    for theme in config["themes"]:
+        theme.pop("counterexamples")
+    (saved / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    old = ThemeTagger.load(saved, embedder=fake_embedder)
+    assert all(t.counterexamples == () for t in old.theme_defs)
+    assert old.tag(FARM).scores == before
+
+
 def test_load_model_saved_in_format_1(saved, fake_embedder) -> None:
     # Format 1 had no keyword scale of its own: such a folder loads, its keyword columns scaled as its anchors.
     config = json.loads((saved / "config.json").read_text(encoding="utf-8"))
