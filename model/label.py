@@ -66,6 +66,8 @@ class PseudoLabels:
     similarity: np.ndarray   # (n, K) cosine to the refined anchors, averaged over neighbours
     probability: np.ndarray  # (n, K) the mixture's probability that the paragraph is about the theme
     named: np.ndarray        # (n, K) bool: the paragraph names the theme (one of its keywords)
+    unlike: np.ndarray | None = None   # (n, K) bool: more likely than not about the theme by similarity, but
+    #                                    nearer to its counterexamples, so not given it (None: no counterexamples)
 
 
 def anchors(theme_prompt_embeddings: list[np.ndarray]) -> np.ndarray:
@@ -162,13 +164,15 @@ def label(embeddings: np.ndarray, texts: list[str], themes: list[Theme], anchor:
     candidate = (rank < 2) & near_top
     # A paragraph nearer to what the theme file says a theme is not (its counterexamples' centre) than to the theme
     # itself does not carry it by similarity (both as the user wrote them: the unrefined anchor, no neighbours).
-    candidate &= ~nearer_unlike(embeddings, anchor, unlike)
+    unlike_it = nearer_unlike(embeddings, anchor, unlike)
+    guarded = candidate & unlike_it & (prob >= 0.5) & ~hits   # what the guard took from the vote (for clusters.md)
+    candidate &= ~unlike_it
     own = (candidate & (prob >= SURE)) | hits
     likely = (candidate & (prob >= 0.5)) | hits   # what the cluster vote counts
 
     clear = (prob >= SURE) | (prob <= 1 - SURE)
     return cluster_vote(own, clear, clusters, infos, themes, sim, prob, hits, "are likely to match the theme",
-                        likely)
+                        likely, guarded if unlike is not None else None)
 
 
 def among_top_words(top_words: list[list[str]], phrases: list[str]) -> np.ndarray:
@@ -270,15 +274,17 @@ def relabel(scores: np.ndarray, thresholds: np.ndarray, clusters: np.ndarray, in
     own = np.where(previous.mask, previous.targets, passed | previous.named)
     clear = previous.mask | (scores >= 0.8) | (scores <= 0.2)
     return cluster_vote(own, clear, clusters, infos, themes, previous.similarity, previous.probability,
-                        previous.named, "score past the theme's cut")
+                        previous.named, "score past the theme's cut", unlike=previous.unlike)
 
 
 def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos: list[ClusterInfo],
                  themes: list[Theme], sim: np.ndarray, prob: np.ndarray, named: np.ndarray,
-                 evidence: str, likely: np.ndarray | None = None) -> PseudoLabels:
+                 evidence: str, likely: np.ndarray | None = None, unlike: np.ndarray | None = None) -> PseudoLabels:
     """Give each cluster the themes most of its paragraphs carry, and keep the cells where all agree.
 
     likely: what the vote counts, where it is wider than what the paragraphs carry (default: own).
+    unlike: (n, K) the paragraphs that look like a theme but are nearer to its counterexamples (the reasons count
+    them).
 
     A decided cluster takes a theme from the few paragraphs that carry it against the vote, but it never hands a
     theme to a paragraph that shows no sign of it: a protocol paragraph in a cluster about cloud computing stays
@@ -307,11 +313,14 @@ def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos
                 why += f"; {int(named[idx, k].sum())} of its {len(idx)} paragraphs name it"
             if matched:
                 why += f"; theme keywords among its top words: {', '.join(matched[:5])}"
+            guarded = 0 if unlike is None else int(unlike[idx, k].sum())
+            if guarded:
+                why += f"; {guarded} of its {len(idx)} paragraphs look like it but are nearer to its counterexamples"
             if given:
                 info.themes.append(theme.id)
                 info.reasons[theme.id] = why + ("; not applied to its paragraphs: fewer clusters than themes, so each "
                                                 "keeps its own" if coarse else "")
-            elif share[k] >= 0.15 or named[idx, k].any():
+            elif share[k] >= 0.15 or named[idx, k].any() or guarded:
                 info.reasons[theme.id] = "not given: only " + why
         # Only a decided cluster overrides its paragraphs; in a split one each paragraph keeps its own label.
         decided = np.zeros_like(share, dtype=bool) if coarse else (share >= 0.7) | (share <= 0.3)
@@ -329,4 +338,4 @@ def cluster_vote(own: np.ndarray, clear: np.ndarray, clusters: np.ndarray, infos
     thin = (mask & targets).sum(axis=0) < MIN_CLEAR_POSITIVES
     mask[:, thin] = agree[:, thin] | named[:, thin]
     targets[:, thin] |= named[:, thin]
-    return PseudoLabels(targets, mask, sim, prob, named)
+    return PseudoLabels(targets, mask, sim, prob, named, unlike)

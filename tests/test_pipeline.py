@@ -191,6 +191,11 @@ def test_a_themes_counterexamples_reach_the_labelling_and_the_saved_model(synthe
     assert before > 0 and now < before
     loaded = ThemeTagger.load(tmp_path / "m", embedder=fake_embedder)
     assert [t.counterexamples for t in loaded.theme_defs] == [t.counterexamples for t in guarded]
+    # clusters.md says so, where it decided a cluster's farm theme; the unguarded run says nothing of the kind.
+    assert re.search(r"- Farm produce sold online: .*\d+ of its \d+ paragraphs look like it but are nearer to its counterexamples",
+                     (tmp_path / "m" / "clusters.md").read_text(encoding="utf-8"))
+    assert after.training_labels_.unlike[:, 0].any() and not after.training_labels_.unlike[:, 1:].any()
+    assert plain.training_labels_.unlike is None
 
 
 def test_kmeans_clusterer(synthetic, fake_embedder, monkeypatch) -> None:
