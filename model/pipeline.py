@@ -224,4 +224,11 @@ def _theme_notes(themes: list[Theme], pseudo, prompt_targets: np.ndarray, head: 
                          "other themes' texts show the model what it is not, and it may be given to text about "
                          "anything else. Check its keywords (does one match every paragraph?), or add articles that "
                          "are not about it to the corpus")
+        guarded = 0 if pseudo.unlike is None else int(pseudo.unlike[:, k].sum())
+        if guarded > learnt[k]:
+            # More paragraphs that looked like the theme went to its counterexamples than it kept: they likely
+            # describe the theme itself, not a neighbour.
+            notes.append(f"theme {t.id!r}: {guarded} paragraphs that look like it were left without it because they "
+                         f"are nearer to its counterexamples, more than the {learnt[k]} it learnt from. Check that "
+                         "its counterexamples are about a neighbouring subject, not the theme itself")
     return notes

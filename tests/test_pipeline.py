@@ -185,8 +185,8 @@ def test_a_themes_counterexamples_reach_the_labelling_and_the_saved_model(synthe
     plain, _ = model.train(synthetic.articles, themes, embedder=fake_embedder, cache_dir=None, progress=False)
     guarded = [replace(t, counterexamples=(" ".join(POOLS["farm_shop"]),)) if t.id == "farm_shop" else t
                for t in themes]
-    after, _ = model.train(synthetic.articles, guarded, embedder=fake_embedder, cache_dir=None, progress=False,
-                           out=tmp_path / "m")
+    after, summary = model.train(synthetic.articles, guarded, embedder=fake_embedder, cache_dir=None, progress=False,
+                                 out=tmp_path / "m")
     before, now = (m.training_labels_.targets[:, 0].sum() for m in (plain, after))
     assert before > 0 and now < before
     loaded = ThemeTagger.load(tmp_path / "m", embedder=fake_embedder)
@@ -196,6 +196,14 @@ def test_a_themes_counterexamples_reach_the_labelling_and_the_saved_model(synthe
                      (tmp_path / "m" / "clusters.md").read_text(encoding="utf-8"))
     assert after.training_labels_.unlike[:, 0].any() and not after.training_labels_.unlike[:, 1:].any()
     assert plain.training_labels_.unlike is None
+    # That counterexample is the theme's own vocabulary, and took most of what looked like the theme: training says so.
+    assert any(w.startswith("theme 'farm_shop':") and "not the theme itself" in w for w in summary.warnings), \
+        summary.warnings
+    # One about a neighbouring subject (city traffic, for the farm theme) takes nothing and draws no such warning.
+    neighbour = [replace(t, counterexamples=(" ".join(POOLS["city_traffic"]),)) if t.id == "farm_shop" else t
+                 for t in themes]
+    _, quiet = model.train(synthetic.articles, neighbour, embedder=fake_embedder, cache_dir=None, progress=False)
+    assert not any("counterexamples" in w for w in quiet.warnings), quiet.warnings
 
 
 def test_kmeans_clusterer(synthetic, fake_embedder, monkeypatch) -> None:
