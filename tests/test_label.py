@@ -309,3 +309,25 @@ def test_a_paragraph_nearer_to_a_themes_counterexamples_does_not_carry_it_by_sim
     # Counterexamples that cancel out say nothing: that theme goes unguarded, with no NaN.
     cancelled = unlike_centres([np.array([[1.0, 0, 0], [-1.0, 0, 0]]), counter], 3)
     assert np.isfinite(cancelled).all() and not cancelled[0].any() and cancelled[1].any()
+
+
+def test_self_training_never_votes_away_the_cells_the_first_labelling_was_sure_of() -> None:
+    from model.cluster import ClusterInfo
+    from model.label import PseudoLabels, relabel
+
+    # Two clusters of ten for two themes: in the first, two paragraphs were surely "world" in the first labelling;
+    # the classifier now gives every paragraph "sport", so the second vote (20% world) goes against world there.
+    themes = [Theme("world", "World", "world news"), Theme("sport", "Sport", "sport")]
+    n = 20
+    targets = np.zeros((n, 2), dtype=bool)
+    targets[:2, 0] = True
+    mask = np.zeros((n, 2), dtype=bool)
+    mask[:2] = True
+    previous = PseudoLabels(targets=targets, mask=mask, similarity=np.zeros((n, 2)), probability=np.zeros((n, 2)),
+                            named=np.zeros((n, 2), dtype=bool))
+    scores = np.tile([0.1, 0.9], (n, 1))
+    infos = [ClusterInfo(0, 10, [], [], [], {}), ClusterInfo(1, 10, [], [], [], {})]
+    new = relabel(scores, np.full(2, 0.5), np.repeat([0, 1], 10), infos, themes, previous)
+    assert infos[0].themes == ["sport"]                         # the vote went against world ...
+    assert new.targets[:2, 0].all() and new.mask[:2, 0].all()   # ... but the sure cells keep it, and are learnt
+    assert not new.targets[2:, 0].any()
