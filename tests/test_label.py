@@ -311,7 +311,7 @@ def test_a_paragraph_nearer_to_a_themes_counterexamples_does_not_carry_it_by_sim
     assert np.isfinite(cancelled).all() and not cancelled[0].any() and cancelled[1].any()
 
 
-def test_self_training_never_votes_away_the_cells_the_first_labelling_was_sure_of() -> None:
+def test_self_training_never_votes_away_a_thin_themes_sure_cells() -> None:
     from model.cluster import ClusterInfo
     from model.label import PseudoLabels, relabel
 
@@ -329,5 +329,18 @@ def test_self_training_never_votes_away_the_cells_the_first_labelling_was_sure_o
     infos = [ClusterInfo(0, 10, [], [], [], {}), ClusterInfo(1, 10, [], [], [], {})]
     new = relabel(scores, np.full(2, 0.5), np.repeat([0, 1], 10), infos, themes, previous)
     assert infos[0].themes == ["sport"]                         # the vote went against world ...
-    assert new.targets[:2, 0].all() and new.mask[:2, 0].all()   # ... but the sure cells keep it, and are learnt
+    assert new.targets[:2, 0].all() and new.mask[:2, 0].all()   # ... but its only sure cells keep it, and are learnt
     assert not new.targets[2:, 0].any()
+    # A theme with enough clear positives elsewhere (twelve sure ones in a cluster of its own) takes the vote's word.
+    n = 32
+    targets = np.zeros((n, 2), dtype=bool)
+    targets[:2, 0] = targets[20:, 0] = True
+    mask = np.zeros((n, 2), dtype=bool)
+    mask[:2] = mask[20:] = True
+    previous = PseudoLabels(targets=targets, mask=mask, similarity=np.zeros((n, 2)), probability=np.zeros((n, 2)),
+                            named=np.zeros((n, 2), dtype=bool))
+    scores = np.vstack([np.tile([0.1, 0.9], (20, 1)), np.tile([0.9, 0.1], (12, 1))])
+    infos = [ClusterInfo(0, 10, [], [], [], {}), ClusterInfo(1, 10, [], [], [], {}), ClusterInfo(2, 12, [], [], [], {})]
+    new = relabel(scores, np.full(2, 0.5), np.repeat([0, 1, 2], [10, 10, 12]), infos, themes, previous)
+    assert infos[2].themes == ["world"] and new.targets[20:, 0].all()
+    assert not new.targets[:2, 0].any()                         # the two strays are voted away as before
