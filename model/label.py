@@ -31,10 +31,11 @@
 6. Self-training: the first classifier scores every paragraph; the scores are averaged over neighbours as in
    step 2, with each theme's threshold moved so that as many paragraphs pass it. The cells that step 5 kept
    keep their labels; every other cell takes the classifier's word: its best theme where that passes the cut,
-   and any theme the paragraph names. The same cluster vote runs over these labels (a theme it leaves with few
-   clear positives keeps those step 5 was sure of: on a sample of 100 AG News texts it had erased World, 0.58 ->
-   0.75), and a second classifier learns from them. Relabelling every cell let the first classifier's errors overwrite the confident labels
-   they came from (HuffPost-41, 41 themes: 0.350 with no self-training, 0.339 with it).
+   and any theme the paragraph names. The same cluster vote runs over these labels, and may overturn the cells
+   step 5 kept, except that a theme it leaves with fewer than MIN_CLEAR_POSITIVES training positives keeps the
+   positives step 5 was sure of (on a sample of 100 AG News texts it had erased World: 0.58 -> 0.75). A second
+   classifier learns from these labels. Relabelling every cell let the first classifier's errors overwrite the
+   confident labels they came from (HuffPost-41, 41 themes: 0.350 with no self-training, 0.339 with it).
 
 Measured (python benchmarks/accuracy.py, seed 0): self-training took AG News 0.856 -> 0.860; the neighbours in
 self-training 0.863 -> 0.869, and in step 2 as well 0.869 -> 0.879 (BBC 0.957 -> 0.960).
@@ -264,9 +265,11 @@ def same_count_cuts(before: np.ndarray, after: np.ndarray, thresholds: np.ndarra
 def relabel(scores: np.ndarray, thresholds: np.ndarray, clusters: np.ndarray, infos: list[ClusterInfo],
             themes: list[Theme], previous: PseudoLabels) -> PseudoLabels:
     """Self-training: the same cluster vote, over the labels the first classifier gives the cells that the first
-    labelling left out (`previous.mask` false); the cells it learnt from keep their labels, and a theme that this
-    vote leaves thin keeps its sure positives (100 AG News texts: 0.58 -> 0.75 on the sample where the vote had
-    erased a theme; the panel unchanged).
+    labelling left out (`previous.mask` false); the cells it learnt from go into the vote with their own labels.
+    The vote may overturn them, except that a theme it leaves with fewer than MIN_CLEAR_POSITIVES training
+    positives (after the vote's own rule for thin themes) keeps those it was sure of (100 AG News texts: 0.58 ->
+    0.75 on the sample where the vote had erased a theme; the panel unchanged). With more than one round,
+    `previous` is the round before's labels.
 
     The classifier adds at most its best theme to a paragraph (and any theme the paragraph names): its second
     best is where its own errors gather (AG News 0.879 -> 0.881 and HuffPost-41 0.347 -> 0.348 against the two
@@ -279,9 +282,9 @@ def relabel(scores: np.ndarray, thresholds: np.ndarray, clusters: np.ndarray, in
     out = cluster_vote(own, clear, clusters, infos, themes, previous.similarity, previous.probability,
                        previous.named, "score past the theme's cut", unlike=previous.unlike)
     # The vote runs over the cells the first labelling was sure of as well, and may go against them: a theme it
-    # leaves with few clear positives keeps its sure ones, as it keeps the paragraphs that name it (a cluster of 23 of
-    # 100 AG News texts held 16 World texts, of which only the six sure ones carried World, 26%: the second vote
-    # took them, and World was left with no training row at all). A theme with enough still takes the vote's word.
+    # leaves with few training positives keeps its sure ones, as it keeps the paragraphs that name it (a cluster of
+    # 23 of 100 AG News texts held 16 World texts, of which only the six sure ones carried World, 26%: the second
+    # vote took them, and World was left with no training row at all). A theme with enough takes the vote's word.
     thin = (out.mask & out.targets).sum(axis=0) < MIN_CLEAR_POSITIVES
     sure = previous.mask & previous.targets & thin
     out.targets |= sure
