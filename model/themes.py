@@ -159,7 +159,8 @@ def load_themes(path: str | Path) -> list[Theme]:
 
 def check_themes(themes) -> list[Theme]:
     """Themes given as objects rather than a file, checked as a theme file is: at least one, each a Theme, the ids
-    unique, without ';', control characters, or spaces at either end."""
+    unique, without ';', control characters, or spaces at either end, and its keywords, examples and counterexamples
+    each a list (or tuple) of non-empty strings (a plain string would be read letter by letter)."""
     if not isinstance(themes, (list, tuple)) or not themes:
         raise UserInputError("themes: give a theme file's path or a non-empty list of Theme objects")
     for t in themes:
@@ -168,6 +169,11 @@ def check_themes(themes) -> list[Theme]:
         if not isinstance(t.id, str) or not _ID.fullmatch(t.id) or ";" in t.id:
             raise UserInputError(f"themes: a theme id must be a non-empty string, may not start or end with spaces, "
                                  f"and may not hold control characters or ';', got {t.id!r}")
+        for field in ("keywords", "examples", "counterexamples"):
+            value = getattr(t, field)
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+                raise UserInputError(f"themes: theme {t.id!r}: `{field}` must be a list of non-empty strings, got "
+                                     f"{value!r:.80}")
     ids = [t.id for t in themes]
     twice = sorted({i for i in ids if ids.count(i) > 1})
     if twice:

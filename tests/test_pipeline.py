@@ -415,6 +415,9 @@ def test_large_corpus_clusters_a_sample_and_assigns_the_rest(synthetic, fake_emb
     ([model.Theme("a\n", "A", "One.")], r"may not hold control characters"),
     ([model.Theme(" a", "A", "One.")], r"may not start or end with spaces"),
     ([model.Theme("a;b", "A", "One.")], r"or ';'"),
+    ([model.Theme("a", "A", "One.", counterexamples="Factories export goods.")],
+     r"theme 'a': `counterexamples` must be a list of non-empty strings"),
+    ([model.Theme("a", "A", "One.", keywords=("farm", " "))], r"theme 'a': `keywords` must be a list"),
     ("[a]\ndescription = 'A theme file's text, not its path.'\n", r"parse a theme file's text with"),
 ])
 def test_themes_given_as_objects_are_checked_as_a_theme_file_is(synthetic, fake_embedder, themes, pattern) -> None:
