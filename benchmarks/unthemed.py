@@ -72,11 +72,11 @@ def run_set(name: str, articles: list[Article], gold: list[str], theme_file: Pat
     owner = np.array([int(p.article_id) for p in paragraphs])
     text_vectors = np.vstack([vectors[owner == i].mean(axis=0) for i in range(len(articles))])
     rows = []
-    for left in [t.id for t in all_themes]:
+    for gone in all_themes:
+        left = gone.id
         themes = [t for t in all_themes if t.id != left]
         if counterexamples:
-            (gone,) = [t.description for t in all_themes if t.id == left]
-            themes = [replace(t, counterexamples=(gone,)) for t in themes]
+            themes = [replace(t, counterexamples=(gone.description,)) for t in themes]
         ids = [t.id for t in themes]
         truth = [[] if y == left else [y] for y in gold]
         tagger, _ = train(articles, themes, seed=seed, embedder=CachedEmbedder(embedder, cache), cache_dir=cache_dir,
