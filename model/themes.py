@@ -84,8 +84,13 @@ def _plural(phrase: str) -> str:
     return re.escape(phrase) + "(?:s|es)?"
 
 
+def _all_text(value, kinds: type | tuple[type, ...] = list) -> bool:
+    """value is a `kinds` (a TOML array: a list) of non-empty strings."""
+    return isinstance(value, kinds) and all(isinstance(v, str) and v.strip() for v in value)
+
+
 def _strings(value, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+    if not _all_text(value):
         raise UserInputError(f"{where} must be a list of non-empty strings")
     return tuple(v.strip() for v in value)
 
@@ -171,7 +176,7 @@ def check_themes(themes) -> list[Theme]:
                                  f"and may not hold control characters or ';', got {t.id!r}")
         for field in ("keywords", "examples", "counterexamples"):
             value = getattr(t, field)
-            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+            if not _all_text(value, (list, tuple)):
                 raise UserInputError(f"themes: theme {t.id!r}: `{field}` must be a list of non-empty strings, got "
                                      f"{value!r:.80}")
     ids = [t.id for t in themes]
